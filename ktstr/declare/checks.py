@@ -1,0 +1,53 @@
+"""Check overrides (``Assert``) and their merge chain: defaults -> scheduler -> test."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field
+
+from ktstr.declare.base import Frozen
+
+
+class Assert(Frozen):
+    """Thresholds for the post-run checks. ``None`` means "not set here": when merged,
+    a later layer's set value wins (defaults -> scheduler -> test)."""
+
+    not_starved: bool | None = None
+    max_spread_pct: float | None = Field(None, ge=0, le=100)
+    max_gap_ms: float | None = Field(None, gt=0)
+    isolation: bool | None = None
+    max_imbalance_ratio: float | None = Field(None, ge=1)
+    max_throughput_cv: float | None = Field(None, ge=0)
+    min_work_rate: float | None = Field(None, ge=0)
+    max_p99_wake_latency_us: float | None = Field(None, gt=0)
+    max_migration_ratio: float | None = Field(None, ge=0)
+    scheduler_alive: bool | None = None
+
+    @classmethod
+    def default_checks(cls) -> Assert:
+        """ktstr's defaults: starvation on, fairness spread 15 %, gap 2000 ms,
+        cpuset isolation off, scheduler must stay attached; the rest unset."""
+        return cls(
+            not_starved=True,
+            max_spread_pct=15.0,
+            max_gap_ms=2000.0,
+            isolation=False,
+            scheduler_alive=True,
+        )
+
+    def merge(self, later: Assert | None) -> Self:
+        """``self`` overridden by every field ``later`` sets."""
+        if later is None:
+            return self
+        return self.model_copy(update=later.model_dump(exclude_none=True))
+
+    @classmethod
+    def chain(cls, *layers: Assert | None) -> Assert:
+        out = cls.default_checks()
+        for layer in layers:
+            out = out.merge(layer)
+        return out
+
+
+NO_OVERRIDES = Assert()

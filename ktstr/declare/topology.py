@@ -1,0 +1,251 @@
+"""VM topology (NUMA nodes x LLCs x cores x threads) and topology constraints."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Self
+
+from pydantic import Field, model_validator
+
+from ktstr.declare.base import Frozen
+from ktstr.errors import UserError
+
+_LABEL = re.compile(r"^(\d+)n(\d+)l(\d+)c(\d+)t$")
+
+
+class Topology(Frozen):
+    """``numa_nodes`` nodes holding ``llcs`` last-level caches *in total*, each LLC with
+    ``cores_per_llc`` cores of ``threads_per_core`` hardware threads."""
+
+    _positional = ("numa_nodes", "llcs", "cores_per_llc", "threads_per_core")
+
+    numa_nodes: int = Field(1, ge=1, le=64)
+    llcs: int = Field(1, ge=1, le=256)
+    cores_per_llc: int = Field(2, ge=1, le=256)
+    threads_per_core: int = Field(1, ge=1, le=8)
+
+    @model_validator(mode="after")
+    def _llcs_divide_nodes(self) -> Self:
+        if self.llcs % self.numa_nodes:
+            raise ValueError(
+                f"llcs ({self.llcs}) must be a multiple of numa_nodes ({self.numa_nodes}): "
+                "every NUMA node holds the same number of LLCs"
+            )
+        return self
+
+    @classmethod
+    def coerce(cls, value: Any) -> Any:
+        """Accept a ``Topology``, a 4-tuple, ``"N,L,C,T"`` or a ``1n2l4c1t`` label."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            return cls.parse(value)
+        if isinstance(value, tuple | list):
+            if len(value) != 4:
+                raise ValueError(
+                    f"a topology tuple is (numa_nodes, llcs, cores_per_llc, threads_per_core), "
+                    f"got {len(value)} values"
+                )
+            return cls(*value)
+        return value
+
+    @classmethod
+    def parse(cls, text: str) -> Topology:
+        """Parse ``N,L,C,T`` or a label such as ``1n2l4c1t``."""
+        text = text.strip()
+        m = _LABEL.match(text)
+        parts = list(m.groups()) if m else [p.strip() for p in text.split(",")]
+        if len(parts) != 4 or not all(p.isdigit() for p in parts):
+            raise UserError(
+                f"bad topology {text!r}: use N,L,C,T (numa_nodes,llcs,cores_per_llc,"
+                "threads_per_core), e.g. 1,2,2,1, or a label such as 1n2l2c1t"
+            )
+        try:
+            return cls(*(int(p) for p in parts))
+        except ValueError as exc:
+            raise UserError(f"bad topology {text!r}: {exc}") from exc
+
+    @property
+    def llcs_per_node(self) -> int:
+        return self.llcs // self.numa_nodes
+
+    @property
+    def cpus_per_llc(self) -> int:
+        return self.cores_per_llc * self.threads_per_core
+
+    @property
+    def total_cpus(self) -> int:
+        return self.llcs * self.cpus_per_llc
+
+    @property
+    def cpus_per_node(self) -> int:
+        return self.llcs_per_node * self.cpus_per_llc
+
+    @property
+    def has_smt(self) -> bool:
+        return self.threads_per_core > 1
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.numa_nodes}n{self.llcs}l{self.cores_per_llc}c{self.threads_per_core}t"
+        )
+
+    def cpu_id(self, llc: int, core: int, thread: int) -> int:
+        """Linux CPU number of (global LLC index, core in LLC, thread), socket-major."""
+        return (llc * self.cores_per_llc + core) * self.threads_per_core + thread
+
+    def llc_cpus(self, llc: int) -> list[int]:
+        first = llc * self.cpus_per_llc
+        return list(range(first, first + self.cpus_per_llc))
+
+    def node_cpus(self, node: int) -> list[int]:
+        first = node * self.cpus_per_node
+        return list(range(first, first + self.cpus_per_node))
+
+    def with_overrides(
+        self,
+        *,
+        numa_nodes: int | None = None,
+        llcs: int | None = None,
+        cores_per_llc: int | None = None,
+        threads_per_core: int | None = None,
+    ) -> Topology:
+        """This topology with the given dimensions replaced (unset ones inherited)."""
+        return Topology(
+            numa_nodes if numa_nodes is not None else self.numa_nodes,
+            llcs if llcs is not None else self.llcs,
+            cores_per_llc if cores_per_llc is not None else self.cores_per_llc,
+            threads_per_core if threads_per_core is not None else self.threads_per_core,
+        )
+
+    def __str__(self) -> str:
+        return self.label
+
+
+DEFAULT_TOPOLOGY = Topology(1, 1, 2, 1)
+
+#: how many vCPUs we allow per host CPU before a topology is "too big for this host"
+DEFAULT_VCPU_OVERCOMMIT = 16
+#: guest memory per vCPU used by the memory rule (see ``vm_memory_mb``)
+MEMORY_PER_CPU_MB = 64
+MIN_VM_MEMORY_MB = 256
+
+
+def vm_memory_mb(topology: Topology, requested_mb: int | None = None) -> int:
+    """Guest memory: ``max(cpus * 64 MiB, 256 MiB, requested)`` rounded up so that
+    every NUMA node gets the same whole number of MiB."""
+    mb = max(topology.total_cpus * MEMORY_PER_CPU_MB, MIN_VM_MEMORY_MB, requested_mb or 0)
+    nodes = topology.numa_nodes
+    return -(-mb // nodes) * nodes
+
+
+class HostCapacity(Frozen):
+    """What this host can hold; injected so that tests never depend on the real host."""
+
+    cpus: int = Field(ge=1)
+    memory_mb: int = Field(ge=1)
+    vcpu_overcommit: int = Field(DEFAULT_VCPU_OVERCOMMIT, ge=1)
+
+    @property
+    def max_vcpus(self) -> int:
+        return self.cpus * self.vcpu_overcommit
+
+    @classmethod
+    def detect(cls) -> HostCapacity:
+        """The running host (``KTSTR_VCPU_OVERCOMMIT`` overrides the overcommit)."""
+        cpus = len(os.sched_getaffinity(0))
+        mem_kb = 0
+        try:
+            with open("/proc/meminfo", encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith("MemAvailable:"):
+                        mem_kb = int(line.split()[1])
+                        break
+        except OSError:
+            mem_kb = 1024 * 1024
+        over = int(os.environ.get("KTSTR_VCPU_OVERCOMMIT", DEFAULT_VCPU_OVERCOMMIT))
+        return cls(cpus=cpus, memory_mb=max(mem_kb // 1024, 1), vcpu_overcommit=over)
+
+
+class Acceptance(Frozen):
+    accepted: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.accepted
+
+
+class TopologyConstraints(Frozen):
+    """Which topologies a scheduler or test accepts (used by the gauntlet)."""
+
+    min_llcs: int = Field(1, ge=1)
+    max_llcs: int = Field(12, ge=1)
+    min_cpus: int = Field(1, ge=1)
+    max_cpus: int = Field(192, ge=1)
+    min_numa_nodes: int = Field(1, ge=1)
+    max_numa_nodes: int = Field(1, ge=1)
+    requires_smt: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        for lo, hi in (
+            ("min_llcs", "max_llcs"),
+            ("min_cpus", "max_cpus"),
+            ("min_numa_nodes", "max_numa_nodes"),
+        ):
+            if getattr(self, lo) > getattr(self, hi):
+                raise ValueError(
+                    f"{lo} ({getattr(self, lo)}) is greater than {hi} ({getattr(self, hi)})"
+                )
+        return self
+
+    def accepts(self, topology: Topology, host: HostCapacity | None = None) -> Acceptance:
+        """Whether ``topology`` satisfies these constraints and fits on ``host``."""
+        t = topology
+        checks = (
+            (t.llcs >= self.min_llcs, f"{t.llcs} LLCs < min_llcs {self.min_llcs}"),
+            (t.llcs <= self.max_llcs, f"{t.llcs} LLCs > max_llcs {self.max_llcs}"),
+            (t.total_cpus >= self.min_cpus, f"{t.total_cpus} CPUs < min_cpus {self.min_cpus}"),
+            (t.total_cpus <= self.max_cpus, f"{t.total_cpus} CPUs > max_cpus {self.max_cpus}"),
+            (
+                t.numa_nodes >= self.min_numa_nodes,
+                f"{t.numa_nodes} NUMA nodes < min_numa_nodes {self.min_numa_nodes}",
+            ),
+            (
+                t.numa_nodes <= self.max_numa_nodes,
+                f"{t.numa_nodes} NUMA nodes > max_numa_nodes {self.max_numa_nodes}",
+            ),
+            (t.has_smt or not self.requires_smt, "requires_smt but the topology has no SMT"),
+        )
+        for ok, why in checks:
+            if not ok:
+                return Acceptance(accepted=False, reason=why)
+        if host is not None:
+            fits = host_fits(t, host)
+            if not fits:
+                return fits
+        return Acceptance(accepted=True)
+
+
+def host_fits(topology: Topology, host: HostCapacity) -> Acceptance:
+    """Whether the host can hold a VM of this topology (vCPUs and memory)."""
+    if topology.total_cpus > host.max_vcpus:
+        return Acceptance(
+            accepted=False,
+            reason=(
+                f"host cannot hold {topology.total_cpus} vCPUs: {host.cpus} host CPUs x "
+                f"overcommit {host.vcpu_overcommit} = {host.max_vcpus} (KTSTR_VCPU_OVERCOMMIT)"
+            ),
+        )
+    need = vm_memory_mb(topology)
+    if need > host.memory_mb:
+        return Acceptance(
+            accepted=False,
+            reason=f"host cannot hold {need} MiB of guest memory ({host.memory_mb} MiB available)",
+        )
+    return Acceptance(accepted=True)
+
+
+DEFAULT_CONSTRAINTS = TopologyConstraints()

@@ -1,0 +1,1 @@
+"""ktstr's own payload declarations (loaded through the ``ktstr.declarations`` group)."""

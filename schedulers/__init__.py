@@ -1,0 +1,1 @@
+"""ktstr's own scheduler declarations (loaded through the ``ktstr.declarations`` group)."""
