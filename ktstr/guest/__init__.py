@@ -1,0 +1,1 @@
+"""What runs inside the VM, and the host<->guest message protocol."""
