@@ -53,7 +53,14 @@ class UnknownNameError(UserError):
 class DuplicateNameError(UserError):
     """A second declaration under a name that is already registered."""
 
-    def __init__(self, kind: str, name: str) -> None:
+    def __init__(self, kind: str, name: str, *, first: str = "", second: str = "") -> None:
         self.kind = kind
         self.name = name
-        super().__init__(f"{kind} {name!r} is declared twice; names must be unique")
+        self.first = first
+        self.second = second
+        where = ""
+        if first or second:
+            where = f" (first in {first or '?'}, again in {second or '?'})"
+        super().__init__(
+            f"{kind} {name!r} is declared twice{where}; names must be unique: rename one"
+        )

@@ -16,18 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations
-from typing import Any
+from typing import Any, Self
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 
-from ktstr.declare.base import Frozen
-from ktstr.errors import DeclarationError
+from ktstr._problems import problem_lines
+from ktstr.declare.base import Frozen, Problem, build, problems_error
+from ktstr.errors import DeclarationError, UnknownNameError
 
 _FLAG_NAME = r"^[a-z][a-z0-9_-]*$"
 
 
 class Flag(Frozen):
-    name: str = Field(pattern=_FLAG_NAME)
+    name: str = Field(pattern=_FLAG_NAME, description="lower-case word: a-z, 0-9, '_', '-'")
     args: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
 
@@ -51,7 +52,27 @@ def flag(*, args: Sequence[str] = (), requires: Sequence[str] = ()) -> Any:
 
 
 class FlagSet(Frozen):
+    """Flags of one scheduler; every ``requires`` names another flag of the set."""
+
     flags: tuple[Flag, ...] = ()
+
+    @model_validator(mode="after")
+    def _requires_known(self) -> Self:
+        names = [f.name for f in self.flags]
+        problems: list[Problem] = []
+        for i, f in enumerate(self.flags):
+            if names.index(f.name) != i:
+                problems.append((("flags", f.name), f.name, "this flag is declared twice"))
+            for r in f.requires:
+                if r == f.name:
+                    rule = "a flag cannot require itself: remove it from requires"
+                    problems.append((("flags", f.name, "requires"), r, rule))
+                elif r not in names:
+                    rule = "requires an unknown flag; known flags: " + ", ".join(names)
+                    problems.append((("flags", f.name, "requires"), r, rule))
+        if problems:
+            raise problems_error(type(self).__name__, problems)
+        return self
 
     def profiles(self) -> list[FlagProfile]:
         by_name = {f.name: f for f in self.flags}
@@ -71,30 +92,25 @@ class FlagSet(Frozen):
         for p in self.profiles():
             if p.name == name:
                 return p
-        from ktstr.errors import UnknownNameError
-
         raise UnknownNameError("flag profile", name, [p.name for p in self.profiles()])
 
 
 def make_flag_set(flags: Sequence[Flag], label: str) -> FlagSet:
-    names = [f.name for f in flags]
-    problems = [f"flag {n!r} is declared twice" for n in set(names) if names.count(n) > 1]
-    for f in flags:
-        for r in f.requires:
-            if r not in names:
-                problems.append(f"flag {f.name!r} requires unknown flag {r!r}")
-            if r == f.name:
-                problems.append(f"flag {f.name!r} requires itself")
-    if problems:
-        raise DeclarationError(label, sorted(problems))
-    return FlagSet(flags=tuple(flags))
+    """A ``FlagSet`` of ``flags``; ``DeclarationError`` naming ``label`` if invalid."""
+    return build(FlagSet, label, flags=tuple(flags))
 
 
 def flag_profiles(cls: type) -> FlagSet:
     """Class decorator: collect the class's ``flag(...)`` attributes into a ``FlagSet``."""
-    flags = [
-        Flag(name=name, args=p.args, requires=p.requires)
-        for name, p in vars(cls).items()
-        if isinstance(p, _PendingFlag)
-    ]
-    return make_flag_set(flags, cls.__name__)
+    flags: list[Flag] = []
+    problems: list[str] = []
+    for name, pending in vars(cls).items():
+        if not isinstance(pending, _PendingFlag):
+            continue
+        try:
+            flags.append(Flag(name=name, args=pending.args, requires=pending.requires))
+        except ValidationError as exc:
+            problems += [f"flag {name!r}: {line}" for line in problem_lines(exc)]
+    if problems:
+        raise DeclarationError(f"flag profiles {cls.__name__}", problems)
+    return make_flag_set(flags, f"flag profiles {cls.__name__}")

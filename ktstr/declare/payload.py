@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Self
+from typing import Any, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ktstr.declare.base import Frozen
+from ktstr.declare.base import Frozen, check_name
 from ktstr.declare.scheduler import Scheduler
 
 
@@ -110,8 +110,21 @@ class PayloadKind(Frozen):
     executable: str | None = None
     scheduler: Scheduler | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_value(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"tag": PayloadKindTag.BINARY, "executable": data}
+        if isinstance(data, Scheduler):
+            return {"tag": PayloadKindTag.SCHEDULER, "scheduler": data}
+        return data
+
     @model_validator(mode="after")
     def _shape(self) -> Self:
+        if self.tag is PayloadKindTag.BINARY and self.scheduler is not None:
+            raise ValueError("a binary payload takes an executable, not a scheduler")
+        if self.tag is PayloadKindTag.SCHEDULER and self.executable is not None:
+            raise ValueError("a scheduler payload takes a scheduler, not an executable")
         if self.tag is PayloadKindTag.BINARY and not self.executable:
             raise ValueError("a binary payload needs an executable name or path")
         if self.tag is PayloadKindTag.SCHEDULER and self.scheduler is None:
@@ -130,16 +143,47 @@ class PayloadKind(Frozen):
 class Payload(Frozen):
     """A workload binary with its arguments, checks and metrics."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: PayloadKind
-    output: OutputFormat = OutputFormat.EXIT_CODE
-    default_args: tuple[str, ...] = ()
-    default_checks: tuple[MetricCheck, ...] = ()
-    metrics: tuple[MetricHint, ...] = ()
-    include_files: tuple[str, ...] = ()
-    uses_parent_pgrp: bool = False
-    known_flags: tuple[str, ...] | None = None
-    description: str = ""
+    name: str = Field(
+        description="display name in results and filters: letters, digits, '_', '.', '-'"
+    )
+    kind: PayloadKind = Field(
+        description="PayloadKind.binary(executable) or PayloadKind.of_scheduler(scheduler); "
+        "a plain string means a binary"
+    )
+    output: OutputFormat = Field(
+        OutputFormat.EXIT_CODE, description="how to read the payload's output"
+    )
+    default_args: tuple[str, ...] = Field(
+        (), description="arguments for every run, before the test's own"
+    )
+    default_checks: tuple[MetricCheck, ...] = Field(
+        (), description="checks on every run (min, max, range, exists, exit_code_eq)"
+    )
+    metrics: tuple[MetricHint, ...] = Field(
+        (), description="metrics the payload reports (name, unit, polarity)"
+    )
+    include_files: tuple[str, ...] = Field(
+        (), description="extra host files packed into the guest beside the binary"
+    )
+    uses_parent_pgrp: bool = Field(
+        False, description="run in the test's process group so teardown reaches it"
+    )
+    known_flags: tuple[str, ...] | None = Field(
+        None, description="allow-list of the payload's CLI flags; None means unchecked"
+    )
+    description: str = Field("", description="one line for listings")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return check_name(name, "payload")
+
+    @field_validator("default_args", "include_files", "known_flags", mode="before")
+    @classmethod
+    def _not_a_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(f"give a list of strings, such as [{value!r}], not a string")
+        return value
 
     @classmethod
     def binary(cls, name: str, executable: str) -> Payload:

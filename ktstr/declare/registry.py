@@ -10,16 +10,20 @@ object that loads declaration modules (by name, or every module named in the
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
+from pydantic import ValidationError
+
+from ktstr._problems import problem_lines, where_in
 from ktstr.declare.base import build
 from ktstr.declare.payload import Payload
 from ktstr.declare.scheduler import EEVDF, Scheduler
-from ktstr.errors import DuplicateNameError, UnknownNameError, UserError
+from ktstr.errors import DeclarationError, DuplicateNameError, UnknownNameError, UserError
 
 ENTRY_POINT_GROUP = "ktstr.declarations"
 MODULE_ATTR = "__ktstr_declarations__"
@@ -92,18 +96,15 @@ class Registry:
     def add(self, decls: Declarations, source: str | None = None) -> None:
         """Add every declaration of ``decls``, or none of them if any name is taken."""
         source = source or decls.source or "?"
-        for name in decls.schedulers:
-            if name in self._schedulers:
-                raise DuplicateNameError(
-                    "scheduler", f"{name} (from {source}; already from "
-                    f"{self._origin[('scheduler', name)]})"
-                )
-        for name in decls.payloads:
-            if name in self._payloads:
-                raise DuplicateNameError(
-                    "payload", f"{name} (from {source}; already from "
-                    f"{self._origin[('payload', name)]})"
-                )
+        for kind, names, known in (
+            ("scheduler", decls.schedulers, self._schedulers),
+            ("payload", decls.payloads, self._payloads),
+        ):
+            for name in names:
+                if name in known:
+                    raise DuplicateNameError(
+                        kind, name, first=self._origin[(kind, name)], second=source
+                    )
         for name, sched in decls.schedulers.items():
             self._schedulers[name] = sched
             self._origin[("scheduler", name)] = source
@@ -121,16 +122,12 @@ class Registry:
 
     def load_module(self, name: str) -> None:
         """Import a declarations module by name and add what it declares."""
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            raise UserError(f"cannot import declarations module {name!r}: {exc}") from exc
-        self.add_module(module)
+        self.add_module(import_declarations(name))
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Load every module registered under the ``ktstr.declarations`` group."""
         for ep in sorted(entry_points(group=group), key=lambda e: e.name):
-            obj = ep.load()
+            obj = import_declarations(ep.value, ep.load)
             if isinstance(obj, ModuleType):
                 self.add_module(obj)
             elif isinstance(obj, Declarations):
@@ -167,6 +164,24 @@ class Registry:
     def swept_schedulers(self) -> list[Scheduler]:
         """Registered schedulers with a BPF binary to verify (not EEVDF/kernel-builtin)."""
         return [s for s in self.schedulers() if s.binary.has_binary]
+
+
+def import_declarations(name: str, load: Callable[[], object] | None = None) -> Any:
+    """Import a declarations module (or run an entry point's ``load``), turning a model
+    built invalidly at import time into a ``DeclarationError`` that names the module,
+    the line, the model, and one problem per line."""
+    try:
+        return load() if load is not None else importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        raise UserError(
+            f"cannot import declarations module {name!r}: {exc} (is it on sys.path?)"
+        ) from exc
+    except ValidationError as exc:
+        module_name = name.partition(":")[0]
+        spec = importlib.util.find_spec(module_name)
+        where = where_in(exc.__traceback__, spec.origin if spec else None)
+        label = f"{exc.title} in {module_name}" + (f" ({where})" if where else "")
+        raise DeclarationError(label, problem_lines(exc)) from exc
 
 
 def default_registry(extra_modules: Iterable[str] = ()) -> Registry:

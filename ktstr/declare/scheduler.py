@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, field_validator, model_validator
 
-from ktstr.declare.base import Frozen
+from ktstr.declare.base import Frozen, Problem, check_name, problems_error
 from ktstr.declare.checks import Assert
 from ktstr.declare.flags import FlagProfile, FlagSet
-from ktstr.declare.settings import CgroupPath, Sysctl, check_karg
-from ktstr.declare.spec import EEVDF_SPEC, SchedulerSpec
+from ktstr.declare.settings import CgroupPath, Karg, Sysctl
+from ktstr.declare.spec import EEVDF_SPEC, SchedulerSpec, SpecKind
 from ktstr.declare.topology import DEFAULT_TOPOLOGY, Topology, TopologyConstraints
+from ktstr.errors import UserError
 from ktstr.kernel.id import KernelId
 
 INCLUDE_DIR = "/include-files"
@@ -21,12 +22,24 @@ INCLUDE_DIR = "/include-files"
 
 class ConfigFileDef(Frozen):
     """Inline-config seam: the test's config content is written to ``guest_path`` and
-    ``{file}`` in ``arg_template`` is replaced by that path."""
+    ``{file}`` in ``arg_template`` is replaced by that path. An ``(arg_template,
+    guest_path)`` pair is accepted wherever a ``ConfigFileDef`` is expected."""
 
     _positional = ("arg_template", "guest_path")
 
-    arg_template: str
-    guest_path: str
+    arg_template: str = Field(description="scheduler argument containing {file}")
+    guest_path: str = Field(description="absolute guest path the test's config is written to")
+
+    if TYPE_CHECKING:
+
+        def __init__(self, arg_template: str, guest_path: str) -> None: ...
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, data: Any) -> Any:
+        if isinstance(data, tuple | list):
+            return cls.positional_dict(data, "config_file_def")
+        return data
 
     @field_validator("arg_template")
     @classmethod
@@ -46,6 +59,23 @@ class ConfigFileDef(Frozen):
         return self.arg_template.replace("{file}", self.guest_path)
 
 
+def _check_kernel_spec(spec: str) -> str:
+    try:
+        KernelId.parse(spec)
+    except UserError as exc:
+        raise ValueError(str(exc)) from exc
+    return spec
+
+
+def _discover_by_name(fields: dict[str, Any]) -> SchedulerSpec:
+    """The default binary: discover one named like the scheduler."""
+    return SchedulerSpec.discover(fields["name"])
+
+
+#: one entry of ``Scheduler.kernels``, checked by ``KernelId.parse``
+KernelSpec = Annotated[str, AfterValidator(_check_kernel_spec)]
+
+
 class Scheduler(Frozen):
     """How to launch and configure the scheduler under test.
 
@@ -53,87 +83,111 @@ class Scheduler(Frozen):
     schedulers the verifier sweep should see.
     """
 
+    #: the kernel's default scheduler, no sched_ext (set below the class)
     EEVDF: ClassVar[Scheduler]
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    binary: SchedulerSpec = Field(default=None, validate_default=True)  # type: ignore[assignment]
-    sysctls: tuple[Sysctl, ...] = ()
-    kargs: tuple[str, ...] = ()
-    assert_: Assert = Field(default_factory=Assert, alias="assert")
-    cgroup_parent: CgroupPath | None = None
-    sched_args: tuple[str, ...] = ()
-    topology: Topology = DEFAULT_TOPOLOGY
-    constraints: TopologyConstraints = Field(default_factory=TopologyConstraints)
-    config_file: str | None = None
-    config_file_def: ConfigFileDef | None = None
-    kernels: tuple[str, ...] = ()
-    flags: FlagSet = Field(default_factory=FlagSet)
-    description: str = ""
+    name: str = Field(description="short unique name: letters, digits, '_', '.', '-'")
+    binary: SchedulerSpec = Field(
+        default_factory=_discover_by_name,
+        description="how to find the binary: a SchedulerSpec, a bare name to discover or "
+        "an absolute path; default discover(name)",
+    )
+    sysctls: tuple[Sysctl, ...] = Field(
+        (),
+        description="applied in order before the scheduler starts; a duplicate key's last "
+        "write wins; a {key: value} mapping or (key, value) pairs are accepted",
+    )
+    kargs: tuple[Karg, ...] = Field(
+        (),
+        description="extra guest kernel command-line words; console=, loglevel=, init= and "
+        "rdinit= are reserved",
+    )
+    assert_: Assert = Field(
+        default_factory=Assert,
+        validation_alias=AliasChoices("assert_", "assert"),
+        serialization_alias="assert",
+        description="check overrides between ktstr's defaults and the test's own",
+    )
+    cgroup_parent: CgroupPath | None = Field(
+        None,
+        description="cgroup the scheduler manages; created in the guest and passed as "
+        "--cell-parent-cgroup PATH",
+    )
+    sched_args: tuple[str, ...] = Field(
+        (), description="arguments for every test, before the test's own"
+    )
+    topology: Topology = Field(
+        DEFAULT_TOPOLOGY,
+        description="default VM topology; a test's explicit dimensions override, unset "
+        "ones inherit",
+    )
+    constraints: TopologyConstraints = Field(
+        default_factory=TopologyConstraints,
+        description="which gauntlet topologies this scheduler accepts",
+    )
+    config_file: str | None = Field(
+        None,
+        min_length=1,
+        description="host file packed at /include-files/NAME and passed as --config",
+    )
+    config_file_def: ConfigFileDef | None = Field(
+        None,
+        description="(arg_template, guest_path) for inline config from the test; "
+        "alternative to config_file",
+    )
+    kernels: tuple[KernelSpec, ...] = Field(
+        (),
+        description="verifier-sweep filter of KernelId specs; empty means every kernel",
+    )
+    flags: FlagSet = Field(
+        default_factory=FlagSet, description="flag profiles swept by the gauntlet"
+    )
+    description: str = Field("", description="one line for listings")
 
-    @model_validator(mode="before")
+    @field_validator("name")
     @classmethod
-    def _coerce(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        binary = data.get("binary")
-        if binary is None:
-            data["binary"] = SchedulerSpec.discover(str(data.get("name", "")) or "?")
-        elif isinstance(binary, str):
-            data["binary"] = (
-                SchedulerSpec.path(binary) if binary.startswith("/")
-                else SchedulerSpec.discover(binary)
-            )
-        if "topology" in data:
-            data["topology"] = Topology.coerce(data["topology"])
-        sysctls = data.get("sysctls")
-        if isinstance(sysctls, dict):
-            data["sysctls"] = [Sysctl(k, v) for k, v in sysctls.items()]
-        elif isinstance(sysctls, list | tuple):
-            data["sysctls"] = [
-                Sysctl(*s) if isinstance(s, tuple | list) else s for s in sysctls
-            ]
-        parent = data.get("cgroup_parent")
-        if isinstance(parent, str):
-            data["cgroup_parent"] = {"path": parent}
-        cfd = data.get("config_file_def")
-        if isinstance(cfd, tuple | list):
-            data["config_file_def"] = {"arg_template": cfd[0], "guest_path": cfd[1]} if len(
-                cfd) == 2 else cfd
-        for key in ("sched_args", "kargs", "kernels"):
-            if isinstance(data.get(key), str):
-                raise_str = data[key]
-                raise ValueError(f"{key} is a list of strings, got the string {raise_str!r}")
-        return data
+    def _name(cls, name: str) -> str:
+        return check_name(name, "scheduler")
 
-    @field_validator("kargs")
+    @field_validator("sysctls", mode="before")
     @classmethod
-    def _kargs(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for arg in v:
-            check_karg(arg)
-        return v
+    def _sysctl_mapping(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return list(value.items())
+        return value
 
-    @field_validator("kernels")
+    @field_validator("config_file")
     @classmethod
-    def _kernels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for spec in v:
-            KernelId.parse(spec)
-        return v
+    def _names_a_file(cls, path: str | None) -> str | None:
+        if path is not None and not os.path.basename(path):
+            raise ValueError("config_file names a file, e.g. 'configs/my_sched.toml'")
+        return path
+
+    @field_validator("sched_args", "kargs", "kernels", mode="before")
+    @classmethod
+    def _not_a_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(f"give a list of strings, such as [{value!r}], not a string")
+        return value
 
     @model_validator(mode="after")
     def _alternatives(self) -> Self:
         if self.config_file and self.config_file_def:
             raise ValueError(
-                "config_file and config_file_def are alternatives: use config_file for a "
-                "host file, config_file_def for inline content from the test"
+                f"config_file ({self.config_file!r}) and config_file_def "
+                f"({self.config_file_def.arg_template!r}, {self.config_file_def.guest_path!r})"
+                " are alternatives: use config_file for a host file, config_file_def for "
+                "inline content from the test, not both"
             )
-        if self.binary.kind.value == "eevdf" and (
-            self.sched_args or self.cgroup_parent or self.config_file or self.config_file_def
-        ):
-            raise ValueError(
-                "an EEVDF scheduler has no binary: sched_args, cgroup_parent and config files "
-                "do not apply"
-            )
+        if self.binary.kind is SpecKind.EEVDF:
+            rule = "an EEVDF scheduler runs no binary, so this cannot apply: remove it"
+            problems: list[Problem] = [
+                ((name,), getattr(self, name), rule)
+                for name in ("sched_args", "cgroup_parent", "config_file", "config_file_def")
+                if getattr(self, name)
+            ]
+            if problems:
+                raise problems_error(type(self).__name__, problems)
         return self
 
     # -- derived ---------------------------------------------------------------------

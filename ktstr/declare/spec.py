@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Sequence
-from typing import Self
+from typing import Any, ClassVar, Self
 
 from pydantic import model_validator
 
@@ -24,11 +24,29 @@ class SchedulerSpec(Frozen):
     (find the binary by name), ``path(abs_path)`` (an explicit binary) or
     ``kernel_builtin(enable=[...], disable=[...])`` (shell commands, no binary)."""
 
+    #: the kernel's own scheduler: no sched_ext binary (set below the class)
+    EEVDF: ClassVar[SchedulerSpec]
+
     kind: SpecKind
     name: str | None = None
     path_: str | None = None
     enable: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_str(cls, data: Any) -> Any:
+        """A bare name means ``discover(name)``; an absolute path means ``path(p)``."""
+        if not isinstance(data, str):
+            return data
+        if data.startswith("/"):
+            return {"kind": SpecKind.PATH, "path_": data}
+        if "/" in data or not data.strip():
+            raise ValueError(
+                "a binary is a bare name to discover (scx_simple) or an absolute path "
+                "(/usr/bin/scx_simple)"
+            )
+        return {"kind": SpecKind.DISCOVER, "name": data}
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -36,9 +54,16 @@ class SchedulerSpec(Frozen):
         if k is SpecKind.DISCOVER and not self.name:
             raise ValueError("discover() needs a binary name")
         if k is SpecKind.DISCOVER and "/" in (self.name or ""):
-            raise ValueError(f"discover() takes a bare name; use path({self.name!r}) for a path")
+            raise ValueError(
+                f"discover() takes a bare binary name, got {self.name!r}: use "
+                "SchedulerSpec.path('/absolute/path') for a path"
+            )
         if k is SpecKind.PATH and not (self.path_ and os.path.isabs(self.path_)):
             raise ValueError(f"path() needs an absolute path, got {self.path_!r}")
+        if k is not SpecKind.DISCOVER and self.name is not None:
+            raise ValueError("a binary name belongs to discover() only")
+        if k is not SpecKind.PATH and self.path_ is not None:
+            raise ValueError("a binary path belongs to path() only")
         if k is SpecKind.KERNEL_BUILTIN and not self.enable:
             raise ValueError("kernel_builtin() needs at least one enable command")
         if k is not SpecKind.KERNEL_BUILTIN and (self.enable or self.disable):
@@ -88,4 +113,4 @@ class SchedulerSpec(Frozen):
 
 
 EEVDF_SPEC = SchedulerSpec(kind=SpecKind.EEVDF)
-SchedulerSpec.EEVDF = EEVDF_SPEC  # type: ignore[attr-defined]
+SchedulerSpec.EEVDF = EEVDF_SPEC

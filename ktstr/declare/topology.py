@@ -4,26 +4,65 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from ktstr._problems import problem_lines
 from ktstr.declare.base import Frozen
 from ktstr.errors import UserError
 
 _LABEL = re.compile(r"^(\d+)n(\d+)l(\d+)c(\d+)t$")
+_TOPOLOGY_FORMS = (
+    "use N,L,C,T (numa_nodes,llcs,cores_per_llc,threads_per_core) such as 1,2,2,1, "
+    "or a label such as 1n2l2c1t"
+)
+
+
+def _split(text: str) -> list[int]:
+    """``"1,2,2,1"`` or ``"1n2l2c1t"`` -> the four numbers; ``ValueError`` otherwise."""
+    text = text.strip()
+    m = _LABEL.match(text)
+    parts = list(m.groups()) if m else [p.strip() for p in text.split(",")]
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"not a topology: {_TOPOLOGY_FORMS}")
+    return [int(p) for p in parts]
 
 
 class Topology(Frozen):
     """``numa_nodes`` nodes holding ``llcs`` last-level caches *in total*, each LLC with
-    ``cores_per_llc`` cores of ``threads_per_core`` hardware threads."""
+    ``cores_per_llc`` cores of ``threads_per_core`` hardware threads.
+
+    Wherever a ``Topology`` is expected, a 4-tuple ``(numa_nodes, llcs, cores_per_llc,
+    threads_per_core)``, the string ``"N,L,C,T"`` or a label such as ``"1n2l4c1t"`` is
+    accepted too.
+    """
 
     _positional = ("numa_nodes", "llcs", "cores_per_llc", "threads_per_core")
 
-    numa_nodes: int = Field(1, ge=1, le=64)
-    llcs: int = Field(1, ge=1, le=256)
-    cores_per_llc: int = Field(2, ge=1, le=256)
-    threads_per_core: int = Field(1, ge=1, le=8)
+    numa_nodes: int = Field(1, ge=1, le=64, description="NUMA nodes")
+    llcs: int = Field(1, ge=1, le=256, description="last-level caches in total")
+    cores_per_llc: int = Field(2, ge=1, le=256, description="cores in each LLC")
+    threads_per_core: int = Field(1, ge=1, le=8, description="hardware threads per core")
+
+    if TYPE_CHECKING:
+
+        def __init__(
+            self,
+            numa_nodes: int = ...,
+            llcs: int = ...,
+            cores_per_llc: int = ...,
+            threads_per_core: int = ...,
+        ) -> None: ...
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return cls.positional_dict(_split(value), "a topology")
+        if isinstance(value, tuple | list):
+            return cls.positional_dict(value, "a topology")
+        return value
 
     @model_validator(mode="after")
     def _llcs_divide_nodes(self) -> Self:
@@ -35,36 +74,19 @@ class Topology(Frozen):
         return self
 
     @classmethod
-    def coerce(cls, value: Any) -> Any:
-        """Accept a ``Topology``, a 4-tuple, ``"N,L,C,T"`` or a ``1n2l4c1t`` label."""
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str):
-            return cls.parse(value)
-        if isinstance(value, tuple | list):
-            if len(value) != 4:
-                raise ValueError(
-                    f"a topology tuple is (numa_nodes, llcs, cores_per_llc, threads_per_core), "
-                    f"got {len(value)} values"
-                )
-            return cls(*value)
-        return value
+    def parse(cls, text: str) -> Topology:
+        """Parse ``N,L,C,T`` or a label such as ``1n2l4c1t``; ``UserError`` if bad."""
+        return cls.coerce(text)
 
     @classmethod
-    def parse(cls, text: str) -> Topology:
-        """Parse ``N,L,C,T`` or a label such as ``1n2l4c1t``."""
-        text = text.strip()
-        m = _LABEL.match(text)
-        parts = list(m.groups()) if m else [p.strip() for p in text.split(",")]
-        if len(parts) != 4 or not all(p.isdigit() for p in parts):
-            raise UserError(
-                f"bad topology {text!r}: use N,L,C,T (numa_nodes,llcs,cores_per_llc,"
-                "threads_per_core), e.g. 1,2,2,1, or a label such as 1n2l2c1t"
-            )
+    def coerce(cls, value: Topology | tuple[int, ...] | list[int] | str) -> Topology:
+        """A ``Topology`` from any accepted form; ``UserError`` if bad."""
         try:
-            return cls(*(int(p) for p in parts))
-        except ValueError as exc:
-            raise UserError(f"bad topology {text!r}: {exc}") from exc
+            return cls.model_validate(value)
+        except ValidationError as exc:
+            raise UserError(
+                f"bad topology {value!r}: " + "; ".join(problem_lines(exc))
+            ) from exc
 
     @property
     def llcs_per_node(self) -> int:
@@ -112,13 +134,23 @@ class Topology(Frozen):
         cores_per_llc: int | None = None,
         threads_per_core: int | None = None,
     ) -> Topology:
-        """This topology with the given dimensions replaced (unset ones inherited)."""
-        return Topology(
-            numa_nodes if numa_nodes is not None else self.numa_nodes,
-            llcs if llcs is not None else self.llcs,
-            cores_per_llc if cores_per_llc is not None else self.cores_per_llc,
-            threads_per_core if threads_per_core is not None else self.threads_per_core,
-        )
+        """This topology with the given dimensions replaced (unset ones inherited);
+        ``UserError`` if the result is not a valid topology."""
+        update = {
+            "numa_nodes": numa_nodes,
+            "llcs": llcs,
+            "cores_per_llc": cores_per_llc,
+            "threads_per_core": threads_per_core,
+        }
+        fields = self.model_dump() | {k: v for k, v in update.items() if v is not None}
+        try:
+            return Topology(**fields)
+        except ValidationError as exc:
+            given = ", ".join(f"{k}={v}" for k, v in update.items() if v is not None)
+            raise UserError(
+                f"topology {self.label} with {given or 'no overrides'} is invalid: "
+                + "; ".join(problem_lines(exc))
+            ) from exc
 
     def __str__(self) -> str:
         return self.label
@@ -165,7 +197,13 @@ class HostCapacity(Frozen):
                         break
         except OSError:
             mem_kb = 1024 * 1024
-        over = int(os.environ.get("KTSTR_VCPU_OVERCOMMIT", DEFAULT_VCPU_OVERCOMMIT))
+        raw = os.environ.get("KTSTR_VCPU_OVERCOMMIT", str(DEFAULT_VCPU_OVERCOMMIT))
+        if not raw.strip().isdigit() or int(raw) < 1:
+            raise UserError(
+                f"KTSTR_VCPU_OVERCOMMIT={raw!r} is invalid: use a whole number of vCPUs per "
+                f"host CPU, at least 1 (default {DEFAULT_VCPU_OVERCOMMIT})"
+            )
+        over = int(raw)
         return cls(cpus=cpus, memory_mb=max(mem_kb // 1024, 1), vcpu_overcommit=over)
 
 
