@@ -12,6 +12,7 @@ from ktstr.cli.app import App
 
 #: command name -> "module:attribute"; each module owns one click command or group
 COMMANDS: dict[str, str] = {
+    "kernel": "ktstr.cli.kernel:kernel",
     "list": "ktstr.cli.listing:list_group",
     "show": "ktstr.cli.listing:show_group",
 }

@@ -1,0 +1,47 @@
+"""What ``ktstr kernel clean`` removes (planned purely from the cache scan, then removed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ktstr.kernel.cache import EntryState, EntryStatus, KernelCache
+from ktstr.kernel.id import KernelId, KernelKind
+from ktstr.kernel.locking import discard_dir
+
+
+def select_for_clean(statuses: list[EntryStatus], *, spec: str | None, keep: int | None,
+                     corrupt_only: bool) -> list[EntryStatus]:
+    """Entries to remove, given the scan (sorted oldest version first)."""
+    if corrupt_only:
+        return [s for s in statuses if s.state is EntryState.CORRUPT]
+    chosen = statuses
+    if spec:
+        kid = KernelId.parse(spec)
+        if kid.kind is KernelKind.CACHE_KEY:
+            chosen = [s for s in statuses if s.key == kid.raw]
+        else:
+            chosen = [s for s in statuses if s.kernel is not None and
+                      (kid.matches(s.kernel.version) or s.key == kid.label)]
+    if keep:
+        ok = [s for s in chosen if s.state is EntryState.OK]
+        kept = {s.key for s in ok[-keep:]}
+        chosen = [s for s in chosen if s.key not in kept]
+    return chosen
+
+
+def plan_clean(*, spec: str | None, keep: int | None, corrupt_only: bool,
+               cache: KernelCache | None = None) -> list[Path]:
+    cache = cache or KernelCache()
+    doomed = [s.path for s in select_for_clean(cache.scan(), spec=spec, keep=keep,
+                                                corrupt_only=corrupt_only)]
+    return doomed + list(cache.stale_staging())
+
+
+def remove_entries(plan: list[Path], cache: KernelCache | None = None) -> None:
+    cache = cache or KernelCache()
+    for path in plan:
+        if path.name.startswith("."):
+            if path.exists():  # stale_staging() checked that nobody holds its lock
+                discard_dir(path)
+        else:
+            cache.remove(path.name)
