@@ -15,6 +15,8 @@ COMMANDS: dict[str, str] = {
     "kernel": "ktstr.cli.kernel:kernel",
     "list": "ktstr.cli.listing:list_group",
     "show": "ktstr.cli.listing:show_group",
+    "run": "ktstr.cli.run:run",
+    "shell": "ktstr.cli.shell:shell",
 }
 
 

@@ -1,0 +1,52 @@
+"""Options shared by the commands that boot VMs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ktstr.declare.presets import preset
+from ktstr.declare.topology import Topology
+from ktstr.errors import UserError
+from ktstr.vm.host import AccelRequest
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def kernel_option(f: F) -> F:
+    return click.option(
+        "-k", "--kernel", "kernel", envvar="KTSTR_KERNEL", metavar="SPEC",
+        help="Kernel: version (7.2, 7.2.13), cache key, or path to a bzImage/build tree. "
+        "Default: $KTSTR_KERNEL, else the newest cached kernel with sched_ext.",
+    )(f)
+
+
+def accel_option(f: F) -> F:
+    return click.option(
+        "--accel", type=click.Choice([a.value for a in AccelRequest]), default="auto",
+        show_default=True, envvar="KTSTR_ACCEL",
+        help="auto = KVM when it can boot a stock kernel (probed once), else TCG "
+        "(env KTSTR_ACCEL).",
+    )(f)
+
+
+def topology_options(f: F) -> F:
+    f = click.option("--preset", "preset_name", metavar="NAME",
+                     help="A gauntlet preset (see `ktstr list presets`).")(f)
+    f = click.option("-t", "--topology", "topology", metavar="N,L,C,T",
+                     help="NUMA nodes, LLCs (total), cores per LLC, threads per core; "
+                     "or a label such as 1n2l2c1t.")(f)
+    return f
+
+
+def resolve_topology(topology: str | None, preset_name: str | None,
+                     default: Topology) -> Topology:
+    if topology and preset_name:
+        raise UserError("give --topology or --preset, not both")
+    if preset_name:
+        return preset(preset_name).topology
+    if topology:
+        return Topology.parse(topology)
+    return default

@@ -1,0 +1,71 @@
+"""``ktstr run``: one scheduler, one kernel, one topology, one verdict."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ktstr.cli.app import App, pass_app
+from ktstr.cli.options import accel_option, kernel_option, resolve_topology, topology_options
+
+
+def _progress(msg: str) -> None:
+    click.echo(f"ktstr: {msg}", err=True)
+
+
+@click.command("run")
+@kernel_option
+@click.option("-s", "--scheduler", "scheduler_name", default="eevdf", show_default=True,
+              help="A registered scheduler (see `ktstr list schedulers`).")
+@topology_options
+@click.option("--duration", type=float, default=5.0, show_default=True,
+              help="Seconds the workload runs under the scheduler.")
+@click.option("--workload", type=click.Choice(["spin", "stress-ng", "hackbench", "none"]),
+              default="spin", show_default=True,
+              help="Default workload: N CPU-bound workers (spin, stress-ng --cpu N) or "
+              "hackbench in a loop.")
+@click.option("--workers", type=int, default=None,
+              help="Workload workers (default: one per vCPU).")
+@click.option("--extra-sched-arg", "extra_args", multiple=True, metavar="ARG",
+              help="Extra scheduler argument, after the declared ones (repeatable; use "
+              "--extra-sched-arg=-x for arguments that start with a dash).")
+@click.option("--flags", "flag_profile", default=None, metavar="PROFILE",
+              help="A flag profile of the scheduler (e.g. default, a+b).")
+@accel_option
+@click.option("--memory-mb", type=int, default=None, help="Guest memory (default: rule).")
+@click.option("--keep", is_flag=True, help="Keep the run directory even on PASS.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@pass_app
+def run(
+    app: App, kernel: str | None, scheduler_name: str, topology: str | None,
+    preset_name: str | None, duration: float, workload: str, workers: int | None,
+    extra_args: tuple[str, ...], flag_profile: str | None, accel: str,
+    memory_mb: int | None, keep: bool, as_json: bool,
+) -> None:
+    """Boot KERNEL with the topology, run SCHEDULER under a workload, print the verdict.
+
+    The verdict is PASS, FAIL (the scheduler died, never attached, was ejected by the
+    kernel, or the kernel crashed), ERROR (the harness or emulator failed) or SKIP (the
+    kernel has no sched_ext). Exit code: 0 PASS, 1 FAIL, 3 ERROR, 4 SKIP.
+    """
+    from ktstr.results.report import print_result
+    from ktstr.run.execute import run_scheduler
+    from ktstr.run.request import RunRequest, Workload
+    from ktstr.vm.host import AccelRequest
+
+    sched = app.registry.scheduler(scheduler_name)
+    topo = resolve_topology(topology, preset_name, sched.topology)
+    profile = sched.flags.profile(flag_profile) if flag_profile else None
+    request = RunRequest(
+        scheduler=sched, kernel=kernel, topology=topo, duration_s=duration,
+        workload=Workload(workload), workers=workers, extra_sched_args=extra_args,
+        flag_profile=profile, accel=AccelRequest(accel), memory_mb=memory_mb, keep=keep,
+        declaration_modules=app.declaration_modules,
+    )
+    result = run_scheduler(request, progress=_progress)
+    if as_json:
+        click.echo(result.model_dump_json(indent=2))
+    else:
+        print_result(result)
+    sys.exit(result.verdict.exit_code)

@@ -1,0 +1,1 @@
+"""Verdicts, checks and reports."""

@@ -1,0 +1,1 @@
+"""One scheduler test, end to end: kernel -> image -> VM -> guest -> verdict."""

@@ -1,0 +1,67 @@
+"""Assemble the guest image for a run: what goes in the cached base, what per run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from ktstr.declare.scheduler import INCLUDE_DIR, Scheduler
+from ktstr.errors import UserError
+from ktstr.image import builder
+from ktstr.image.templates import render
+from ktstr.run.params import sched_guest_path
+
+RESULTS_PORT = "ktstr.results"
+
+
+def init_script() -> str:
+    return render("init.sh.j2", flavour="ktstr", results_port=RESULTS_PORT)
+
+
+def find_tool(name: str) -> Path:
+    found = shutil.which(name)
+    if not found:
+        raise UserError(
+            f"workload binary {name!r} not found on the host PATH: run scripts/setup.sh "
+            "(installs stress-ng and rt-tests)"
+        )
+    return Path(found)
+
+
+def base_spec(
+    *,
+    scheduler: Scheduler,
+    scheduler_binary: Path | None,
+    tools: Sequence[str] = (),
+    include_files: Sequence[Path] = (),
+) -> builder.ImageSpec:
+    """The cacheable part: busybox, init, scheduler binary, workload tools, includes."""
+    binaries: dict[str, Path] = {}
+    guest = sched_guest_path(scheduler)
+    if scheduler_binary is not None and guest is not None:
+        binaries[guest] = scheduler_binary
+    for tool in tools:
+        path = find_tool(tool)
+        binaries[f"/usr/bin/{tool}"] = path
+    files: dict[str, Path] = {}
+    if scheduler.config_file:
+        cfg = Path(scheduler.config_file).expanduser()
+        if not cfg.is_file():
+            raise UserError(
+                f"scheduler {scheduler.name!r}: config_file {scheduler.config_file!r} does not "
+                "exist (paths are relative to the current directory)"
+            )
+        files[f"{INCLUDE_DIR}/{os.path.basename(scheduler.config_file)}"] = cfg
+    for inc in include_files:
+        if not inc.is_file():
+            raise UserError(f"include file {str(inc)!r} does not exist")
+        files[f"{INCLUDE_DIR}/{inc.name}"] = inc
+    return builder.ImageSpec(init=init_script(), binaries=binaries, files=files)
+
+
+def make_initrd(spec: builder.ImageSpec, segment_files: dict[str, bytes], run_dir: Path) -> Path:
+    base = builder.build_base(spec)
+    segment = builder.run_segment(segment_files)
+    return builder.compose(base, segment, run_dir / "initrd.img")

@@ -1,0 +1,44 @@
+"""The one-time KVM boot probe behind ``--accel auto``."""
+
+from __future__ import annotations
+
+import logging
+
+from ktstr.declare.topology import Topology
+from ktstr.image import builder
+from ktstr.kernel.cache import CachedKernel
+from ktstr.results.model import VmOutcome
+from ktstr.run.boot import boot
+from ktstr.run.image import init_script
+from ktstr.run.params import exec_files
+from ktstr.run.rundir import finish_run_dir, make_run_dir
+from ktstr.vm.argv import Accel, kernel_cmdline
+from ktstr.vm.host import AccelChoice
+
+log = logging.getLogger(__name__)
+
+#: a stock kernel under working KVM says hello in well under this (TCG scale is not used)
+PROBE_TIMEOUT_S = 45.0
+
+
+def kvm_boot_probe(kernel: CachedKernel) -> tuple[bool, str]:
+    """Boot ``kernel`` under KVM running ``true``; usable if the guest answers."""
+    log.warning("probing whether KVM can boot %s (once per host kernel and QEMU)",
+                kernel.release or kernel.version)
+    run_dir = make_run_dir("ktstr-probe-")
+    try:
+        base = builder.build_base(builder.ImageSpec(init=init_script()))
+        initrd = builder.compose(base, builder.run_segment(exec_files("true")),
+                                 run_dir / "initrd.img")
+        outcome = boot(
+            kernel=kernel.image_path, initrd=initrd, cmdline=kernel_cmdline(),
+            topology=Topology(1, 1, 1, 1),
+            accel=AccelChoice(accel=Accel.KVM, reason="probe"), run_dir=run_dir,
+            work_timeout_s=PROBE_TIMEOUT_S, expect_exec=True, name="kvm-probe",
+        )
+    finally:
+        finish_run_dir(run_dir, keep=False)
+    if outcome.vm_outcome is VmOutcome.OK and outcome.exec_result is not None:
+        return True, f"booted {kernel.release or kernel.version} in {outcome.boot_s or 0:.1f} s"
+    tail = outcome.console_tail.strip().splitlines()[-1:] or [outcome.detail]
+    return False, f"{outcome.vm_outcome.value}: {tail[0][:200]}"

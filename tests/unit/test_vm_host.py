@@ -1,0 +1,72 @@
+"""Accelerator choice and the timeout rule, with host facts injected."""
+
+from __future__ import annotations
+
+import pytest
+
+from ktstr.declare.topology import Topology
+from ktstr.errors import UserError
+from ktstr.vm import host
+from ktstr.vm.argv import Accel, TcgThreading
+from ktstr.vm.host import AccelRequest, choose_accel, scaled_timeout
+
+
+@pytest.fixture
+def qemu10(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host, "qemu_version", lambda q: (10, 0, 2))
+
+
+def test_tcg_requested(qemu10: None) -> None:
+    c = choose_accel(AccelRequest.TCG, "q")
+    assert c.accel is Accel.TCG and c.tcg_threading is TcgThreading.MULTI
+
+
+def test_old_qemu_forces_single_threaded_tcg(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host, "qemu_version", lambda q: (7, 2, 0))
+    c = choose_accel(AccelRequest.TCG, "q")
+    assert c.tcg_threading is TcgThreading.SINGLE and "thread=single" in c.reason
+
+
+def test_auto_without_kvm_device_is_tcg(qemu10: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host, "kvm_device_ok", lambda: (False, "/dev/kvm does not exist"))
+    c = choose_accel(AccelRequest.AUTO, "q")
+    assert c.accel is Accel.TCG and "/dev/kvm does not exist" in c.reason
+
+
+def test_forced_kvm_without_device_is_a_user_error(
+    qemu10: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(host, "kvm_device_ok", lambda: (False, "/dev/kvm does not exist"))
+    with pytest.raises(UserError, match="use --accel tcg or auto"):
+        choose_accel(AccelRequest.KVM, "q")
+
+
+def test_auto_probes_once_and_caches(qemu10: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host, "kvm_device_ok", lambda: (True, "/dev/kvm opens"))
+    calls: list[int] = []
+
+    def probe() -> tuple[bool, str]:
+        calls.append(1)
+        return False, "timeout: KVM internal error"
+
+    first = choose_accel(AccelRequest.AUTO, "q", boot_probe=probe)
+    second = choose_accel(AccelRequest.AUTO, "q", boot_probe=probe)
+    assert calls == [1]
+    assert first.accel is Accel.TCG and "KVM unusable: timeout" in first.reason
+    assert second == first
+
+
+def test_auto_uses_kvm_when_the_probe_boots(qemu10: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host, "kvm_device_ok", lambda: (True, "/dev/kvm opens"))
+    c = choose_accel(AccelRequest.AUTO, "q", boot_probe=lambda: (True, "booted"))
+    assert c.accel is Accel.KVM
+
+
+def test_timeouts_scale_under_tcg_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KTSTR_TIMEOUT_SCALE", raising=False)
+    small, big = Topology(1, 1, 2, 1), Topology(1, 2, 4, 2)
+    assert scaled_timeout(10, Accel.KVM, big) == 10
+    assert scaled_timeout(10, Accel.TCG, small) == 60
+    assert scaled_timeout(10, Accel.TCG, big) == 60 + 1.5 * 12
+    monkeypatch.setenv("KTSTR_TIMEOUT_SCALE", "2")
+    assert scaled_timeout(10, Accel.KVM, small) == 20
