@@ -30,8 +30,13 @@ def list_schedulers(app: App, as_json: bool) -> None:
         app.echo_json([_scheduler_json(app, s) for s in scheds])
         return
     rows = [
-        (s.name, s.binary.describe(), s.topology.label, app.registry.origin("scheduler", s.name),
-         s.description)
+        (
+            s.name,
+            s.binary.describe(),
+            s.topology.label,
+            app.registry.origin("scheduler", s.name),
+            s.description,
+        )
         for s in scheds
     ]
     click.echo(table(["NAME", "BINARY", "TOPOLOGY", "FROM", "DESCRIPTION"], rows))
@@ -61,24 +66,25 @@ def list_presets(as_json: bool) -> None:
     data = []
     for p in PRESETS:
         fits = host_fits(p.topology, host)
-        data.append({
-            "name": p.name,
-            "topology": p.topology.label,
-            "numa_nodes": p.topology.numa_nodes,
-            "llcs": p.topology.llcs,
-            "cores_per_llc": p.topology.cores_per_llc,
-            "threads_per_core": p.topology.threads_per_core,
-            "cpus": p.cpus,
-            "fits_host": fits.accepted,
-            "host_reason": fits.reason,
-            "description": p.description,
-        })
+        data.append(
+            {
+                "name": p.name,
+                "topology": p.topology.label,
+                "numa_nodes": p.topology.numa_nodes,
+                "llcs": p.topology.llcs,
+                "cores_per_llc": p.topology.cores_per_llc,
+                "threads_per_core": p.topology.threads_per_core,
+                "cpus": p.cpus,
+                "fits_host": fits.accepted,
+                "host_reason": fits.reason,
+                "description": p.description,
+            }
+        )
     if as_json:
         App.echo_json(data)
         return
     rows = [
-        (d["name"], d["topology"], d["cpus"], "yes" if d["fits_host"] else "no",
-         d["description"])
+        (d["name"], d["topology"], d["cpus"], "yes" if d["fits_host"] else "no", d["description"])
         for d in data
     ]
     click.echo(table(["PRESET", "TOPOLOGY", "CPUS", "FITS HOST", "DESCRIPTION"], rows))
@@ -133,8 +139,11 @@ def show_scheduler(app: App, name: str, as_json: bool) -> None:
         f"cgroup_parent:   {s.cgroup_parent or '-'}",
         f"config_file:     {s.config_file or '-'}",
         "config_file_def: "
-        + (f"{s.config_file_def.arg_template} -> {s.config_file_def.guest_path}"
-           if s.config_file_def else "-"),
+        + (
+            f"{s.config_file_def.arg_template} -> {s.config_file_def.guest_path}"
+            if s.config_file_def
+            else "-"
+        ),
         f"sched_args:      {' '.join(s.sched_args) or '-'}",
         f"kernels:         {', '.join(s.kernels) or '(no filter)'}",
         f"checks:          {s.assert_.model_dump(exclude_none=True) or '(defaults)'}",

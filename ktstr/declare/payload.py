@@ -56,7 +56,7 @@ class MetricCheck(Frozen):
             if self.code is None:
                 raise ValueError("exit_code_eq needs a code")
         elif not self.metric:
-            raise ValueError(f"a {k.value} check needs a metric name")
+            raise ValueError(f"the {k.value} check needs a metric name")
         if k is CheckKind.MIN and self.low is None:
             raise ValueError("min needs a lower bound")
         if k is CheckKind.MAX and self.high is None:

@@ -79,9 +79,7 @@ class SchedulerSpec(Frozen):
         return cls(kind=SpecKind.PATH, path_=path)
 
     @classmethod
-    def kernel_builtin(
-        cls, *, enable: Sequence[str], disable: Sequence[str] = ()
-    ) -> SchedulerSpec:
+    def kernel_builtin(cls, *, enable: Sequence[str], disable: Sequence[str] = ()) -> SchedulerSpec:
         return cls(kind=SpecKind.KERNEL_BUILTIN, enable=tuple(enable), disable=tuple(disable))
 
     @property

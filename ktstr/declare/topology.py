@@ -84,9 +84,7 @@ class Topology(Frozen):
         try:
             return cls.model_validate(value)
         except ValidationError as exc:
-            raise UserError(
-                f"bad topology {value!r}: " + "; ".join(problem_lines(exc))
-            ) from exc
+            raise UserError(f"bad topology {value!r}: " + "; ".join(problem_lines(exc))) from exc
 
     @property
     def llcs_per_node(self) -> int:
@@ -110,9 +108,7 @@ class Topology(Frozen):
 
     @property
     def label(self) -> str:
-        return (
-            f"{self.numa_nodes}n{self.llcs}l{self.cores_per_llc}c{self.threads_per_core}t"
-        )
+        return f"{self.numa_nodes}n{self.llcs}l{self.cores_per_llc}c{self.threads_per_core}t"
 
     def cpu_id(self, llc: int, core: int, thread: int) -> int:
         """Linux CPU number of (global LLC index, core in LLC, thread), socket-major."""

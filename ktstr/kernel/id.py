@@ -95,10 +95,12 @@ class KernelId(Frozen):
     def parse(cls, spec: str) -> KernelId:
         text = spec.strip()
         if not text:
-            raise UserError("empty kernel spec: give a version (7.2), a range (7.2..=7.3), "
-                            "a path, a cache key or git+URL#REF")
+            raise UserError(
+                "empty kernel spec: give a version (7.2), a range (7.2..=7.3), "
+                "a path, a cache key or git+URL#REF"
+            )
         if text.startswith("git+"):
-            body = text[len("git+"):]
+            body = text[len("git+") :]
             url, sep, ref = body.partition("#")
             if not sep or not url or not ref:
                 raise UserError(f"bad git kernel spec {spec!r}: use git+URL#REF")
@@ -151,8 +153,10 @@ class KernelId(Frozen):
         entry_label = sanitize_label(entry)
         if self.kind is KernelKind.VERSION:
             assert self.version is not None
-            if entry in (self.raw, self.version) or entry_label in (self.version,
-                                                                    sanitize_label(self.raw)):
+            if entry in (self.raw, self.version) or entry_label in (
+                self.version,
+                sanitize_label(self.raw),
+            ):
                 return True
             # a version filter also matches a Debian-style label of the same version
             try:
