@@ -8,8 +8,9 @@ STRESS_NG = declare_payload(
     output=OutputFormat.STRESS_NG_YAML,
     default_args=["--metrics-brief"],
     default_checks=[MetricCheck.exit_code_eq(0)],
-    metrics=[MetricHint(name="bogo_ops_per_second_real_time", unit="ops/s",
-                        polarity="higher_better")],
+    metrics=[
+        MetricHint(name="bogo_ops_per_second_real_time", unit="ops/s", polarity="higher_better")
+    ],
     description="stress-ng stressors; metrics from --yaml",
 )
 
