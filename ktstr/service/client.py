@@ -1,0 +1,187 @@
+"""``ServiceClient``: the HTTP client the CLI and the worker use.
+
+Failures become one-line errors: a refused connection names the URL and how to start
+the service; an HTTP error names the method, the path, the status and the service's
+explanation.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from ktstr.errors import InfraError, UserError
+from ktstr.service.auth import Capability
+from ktstr.service.schemas import (
+    Assignment,
+    ClaimReply,
+    HeartbeatReply,
+    JobOut,
+    JobResultIn,
+    PlanOut,
+    SutClassOut,
+    UserCreated,
+    UserOut,
+    VersionOut,
+    WorkerOut,
+    WorkerSession,
+)
+from ktstr.service.settings import PROTOCOL_VERSION
+
+log = logging.getLogger(__name__)
+
+START_HINT = ("start it with `ktstr sched run --host 127.0.0.1 --port 5000 --database "
+              "sqlite:///scheduler.db --storage ./sched_storage --sutclasses ./sutclasses.yaml`"
+              ", or point --url / `ktstr preference set --category sched --name url` at it")
+
+
+class ServiceUnreachable(InfraError):
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(f"cannot reach the ktstr scheduler at {url} ({reason}); {START_HINT}")
+
+
+class RequestRejected(UserError):
+    """The service answered 4xx."""
+
+    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"{method} {path}: HTTP {status}: {detail}")
+
+
+class ServiceFailed(InfraError):
+    """The service answered 5xx."""
+
+    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+        self.status = status
+        super().__init__(f"{method} {path}: HTTP {status}: {detail}")
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text.strip().splitlines()[0] if resp.text.strip() else resp.reason_phrase
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        return str(body["detail"])
+    return str(body)
+
+
+class ServiceClient:
+    """Close it (or use ``with``) to release its connections."""
+
+    def __init__(self, url: str, token: str, *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url + "/api/v1", timeout=timeout,
+                                  headers={"Authorization": f"Bearer {token}"},
+                                  transport=transport)
+
+    def __enter__(self) -> ServiceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def call(self, method: str, path: str, *, json: Any = None,
+             params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        try:
+            resp = self._http.request(method, path, json=json, params=params, **extra)
+        except httpx.ConnectError as exc:
+            raise ServiceUnreachable(self.url, str(exc) or "connection refused") from exc
+        except httpx.TimeoutException as exc:
+            raise ServiceUnreachable(self.url, f"no answer: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(self.url, f"{type(exc).__name__}: {exc}") from exc
+        if resp.status_code >= 500:
+            raise ServiceFailed(method, path, resp.status_code, _detail(resp))
+        if resp.status_code >= 400:
+            raise RequestRejected(method, path, resp.status_code, _detail(resp))
+        if resp.status_code == 204 or not resp.content:
+            return None
+        if resp.headers.get("content-type", "").startswith("text/plain"):
+            return resp.text
+        return resp.json()
+
+    # --- users and classes -------------------------------------------------------
+    def version(self) -> VersionOut:
+        return VersionOut.model_validate(self.call("GET", "/version"))
+
+    def whoami(self) -> UserOut:
+        return UserOut.model_validate(self.call("GET", "/whoami"))
+
+    def create_user(self, name: str, caps: list[Capability] | list[str]) -> UserCreated:
+        return UserCreated.model_validate(self.call(
+            "POST", "/users", json={"name": name, "capabilities": [str(c) for c in caps]}))
+
+    def sutclasses(self, start: datetime | None = None, end: datetime | None = None
+                   ) -> list[SutClassOut]:
+        params = {k: v.isoformat() for k, v in (("from", start), ("to", end)) if v}
+        return [SutClassOut.model_validate(x)
+                for x in self.call("GET", "/sutclasses", params=params)]
+
+    # --- plans ---------------------------------------------------------------------
+    def submit_plan(self, document: Any, *, priority: int | None = None,
+                    publish: bool = True) -> PlanOut:
+        body = {"plan": document, "priority": priority, "publish": publish}
+        return PlanOut.model_validate(self.call("POST", "/plans", json=body))
+
+    def plans(self, *, states: list[str] | None = None, users: list[str] | None = None,
+              all_users: bool = False, all_states: bool = False) -> list[PlanOut]:
+        params: dict[str, Any] = {"all_users": all_users, "all_states": all_states}
+        if states:
+            params["states"] = states
+        if users:
+            params["users"] = users
+        return [PlanOut.model_validate(x) for x in self.call("GET", "/plans", params=params)]
+
+    def plan(self, plan_id: int) -> PlanOut:
+        return PlanOut.model_validate(self.call("GET", f"/plans/{plan_id}"))
+
+    def jobs(self, plan_id: int) -> list[JobOut]:
+        return [JobOut.model_validate(x) for x in self.call("GET", f"/plans/{plan_id}/jobs")]
+
+    def update_plan(self, plan_id: int, priority: int) -> PlanOut:
+        return PlanOut.model_validate(self.call("PATCH", f"/plans/{plan_id}",
+                                                json={"priority": priority}))
+
+    def cancel_plan(self, plan_id: int) -> PlanOut:
+        return PlanOut.model_validate(self.call("POST", f"/plans/{plan_id}/cancel"))
+
+    def job_log(self, job_id: int) -> str:
+        return str(self.call("GET", f"/jobs/{job_id}/log"))
+
+    # --- workers -------------------------------------------------------------------
+    def workers(self) -> list[WorkerOut]:
+        return [WorkerOut.model_validate(x) for x in self.call("GET", "/workers")]
+
+    def register(self, name: str, sutclass: str, version: str) -> WorkerSession:
+        body = {"name": name, "sutclass": sutclass, "version": version,
+                "protocol": PROTOCOL_VERSION}
+        return WorkerSession.model_validate(self.call("POST", "/workers/register", json=body))
+
+    def heartbeat(self, name: str, session: int, job_id: int | None,
+                  attempt: int | None) -> HeartbeatReply:
+        body = {"session": session, "job_id": job_id, "attempt": attempt}
+        return HeartbeatReply.model_validate(
+            self.call("POST", f"/workers/{name}/heartbeat", json=body, timeout=10))
+
+    def claim(self, name: str, session: int, wait_s: float) -> Assignment | None:
+        data = self.call("POST", f"/workers/{name}/claim",
+                         json={"session": session, "wait_s": wait_s}, timeout=wait_s + 30)
+        return ClaimReply.model_validate(data).job
+
+    def start_job(self, job_id: int, worker: str, attempt: int) -> None:
+        self.call("POST", f"/jobs/{job_id}/start", json={"worker": worker, "attempt": attempt})
+
+    def report(self, job_id: int, result: JobResultIn) -> str:
+        data = self.call("POST", f"/jobs/{job_id}/result", json=result.model_dump(mode="json"))
+        return str(data["state"])

@@ -1,0 +1,66 @@
+"""What every request handler needs, built once per app and injected as a dependency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ktstr.service.auth import Capability, Principal
+from ktstr.service.db.engine import Database
+from ktstr.service.db.users import authenticate
+from ktstr.service.errors import Unauthorized
+from ktstr.service.settings import Settings
+from ktstr.service.wakeup import Wakeup
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    db: Database
+    clock: Callable[[], float] = time.time
+    wakeup: Wakeup = field(default_factory=Wakeup)
+    #: worker name -> SUT class id, learned at register/claim
+    worker_classes: dict[str, int] = field(default_factory=dict)
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, ServiceContext)
+    return ctx
+
+
+_bearer = HTTPBearer(auto_error=False, description="a token from user-create")
+
+Ctx = Annotated[ServiceContext, Depends(get_ctx)]
+
+
+def get_principal(ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None,
+                                            Depends(_bearer)]) -> Principal:
+    if cred is None or cred.scheme.lower() != "bearer" or not cred.credentials:
+        raise Unauthorized("missing Authorization: Bearer <token> header")
+    return authenticate(ctx.db, cred.credentials)
+
+
+Who = Annotated[Principal, Depends(get_principal)]
+
+
+def requires(cap: Capability) -> Callable[[Principal], Principal]:
+    """A dependency: the caller, who must hold ``cap`` (or admin)."""
+
+    def dep(who: Who) -> Principal:
+        who.require(cap)
+        return who
+
+    dep.__name__ = f"requires_{cap.value}"
+    return dep
+
+
+Exec = Annotated[Principal, Depends(requires(Capability.EXEC))]
+Query = Annotated[Principal, Depends(requires(Capability.QUERY))]
+Lease = Annotated[Principal, Depends(requires(Capability.LEASE))]
+Admin = Annotated[Principal, Depends(requires(Capability.ADMIN))]

@@ -1,0 +1,117 @@
+"""SQLAlchemy tables. Times are UNIX seconds (float) so every backend compares them alike.
+
+The schema is created by the alembic migrations in ``ktstr/service/migrations``; a unit
+test checks that these models and the migrations agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    capabilities: Mapped[str] = mapped_column(String(100))  # comma-separated, sorted
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class SutClassRow(Base):
+    __tablename__ = "sutclasses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class SutRow(Base):
+    __tablename__ = "suts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sutclass_id: Mapped[int] = mapped_column(ForeignKey("sutclasses.id"))
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    connection: Mapped[dict[str, Any]] = mapped_column(JSON)
+    present: Mapped[bool] = mapped_column(Boolean)  # still in sutclasses.yaml
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class WorkerRow(Base):
+    __tablename__ = "workers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)  # == its SUT's name
+    sut_id: Mapped[int] = mapped_column(ForeignKey("suts.id"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    state: Mapped[str] = mapped_column(String(20))  # WorkerState
+    version: Mapped[str] = mapped_column(String(50))
+    session: Mapped[int] = mapped_column(Integer)  # bumped at each register
+    registered_at: Mapped[float] = mapped_column(Float)
+    last_heartbeat: Mapped[float] = mapped_column(Float)
+
+
+class PlanRow(Base):
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    sutclass_id: Mapped[int] = mapped_column(ForeignKey("sutclasses.id"))
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    priority: Mapped[int] = mapped_column(Integer)
+    publish: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(String(20), index=True)  # PlanState
+    cancel_requested: Mapped[bool] = mapped_column(Boolean)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    total_jobs: Mapped[int] = mapped_column(Integer)
+    queued_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    completed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_plan_state", "plan_id", "state"),
+        Index("ix_jobs_cell_state", "cell_key", "state"),
+        Index("ix_jobs_worker_state", "worker_id", "state"),
+        Index("ix_jobs_state_deadline", "state", "deadline"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    sutclass_id: Mapped[int] = mapped_column(ForeignKey("sutclasses.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    cell: Mapped[dict[str, Any]] = mapped_column(JSON)
+    cell_key: Mapped[str] = mapped_column(String(500))
+    priority: Mapped[int] = mapped_column(Integer)  # copy of the plan's, for the index
+    submitted_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(20))  # JobState
+    outcome: Mapped[str | None] = mapped_column(String(10), nullable=True)  # Outcome
+    reasons: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    timeout_s: Mapped[float] = mapped_column(Float)
+    attempt: Mapped[int] = mapped_column(Integer)  # claims so far
+    lost_count: Mapped[int] = mapped_column(Integer)
+    #: the worker of the latest attempt (kept when requeued, to accept its late result)
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id"), nullable=True)
+    assigned_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    deadline: Mapped[float | None] = mapped_column(Float, nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    log_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# the claim query: next queued job of a class, highest priority first, then submit time
+Index("ix_jobs_dispatch", JobRow.sutclass_id, JobRow.state, JobRow.priority.desc(),
+      JobRow.submitted_at, JobRow.id)

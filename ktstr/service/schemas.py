@@ -1,0 +1,176 @@
+"""Wire schemas (requests and responses), kept apart from the database tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import Field
+
+from ktstr.declare.base import Frozen
+from ktstr.service.auth import Capability
+from ktstr.service.plan import Plan
+from ktstr.service.planner import Cell
+from ktstr.service.states import JobState, Outcome, PlanState, WorkerState
+
+
+def ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+class VersionOut(Frozen):
+    version: str
+    protocol: int
+
+
+class UserCreate(Frozen):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
+    capabilities: list[Capability] = Field(min_length=1)
+
+
+class UserOut(Frozen):
+    id: int
+    name: str
+    capabilities: list[Capability]
+    created_at: datetime
+
+
+class UserCreated(UserOut):
+    token: str = Field(description="shown once; the service stores only its hash")
+
+
+class SutClassOut(Frozen):
+    id: int
+    name: str
+    enabled: bool
+    suts_total: int
+    suts_in_use: int
+    usage: float | None = Field(description="busy share of SUT time in the window "
+                                            "(only with from/to)")
+    window_from: datetime | None
+    window_to: datetime | None
+    created_at: datetime
+
+
+class PlanSubmit(Frozen):
+    plan: Plan
+    priority: int | None = Field(None, ge=0, le=100)
+    publish: bool = True
+
+
+class PlanUpdate(Frozen):
+    priority: int = Field(ge=0, le=100)
+
+
+class PlanOut(Frozen):
+    id: int
+    name: str | None
+    owner: str
+    sutclass: str
+    priority: int
+    publish: bool
+    state: PlanState
+    total_jobs: int
+    completed_jobs: int = Field(description="jobs in a final state")
+    job_states: dict[JobState, int]
+    outcomes: dict[Outcome, int]
+    queued_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    eta_s: float | None = Field(description="estimated seconds until the plan finishes")
+
+
+class JobOut(Frozen):
+    id: int
+    plan_id: int
+    seq: int
+    cell: Cell
+    state: JobState
+    outcome: Outcome | None
+    reasons: list[str]
+    attempt: int
+    worker: str | None
+    submitted_at: datetime
+    assigned_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None
+
+
+class WorkerRegister(Frozen):
+    name: str = Field(min_length=1, max_length=200)
+    sutclass: str = Field(min_length=1, max_length=200)
+    version: str = Field(max_length=50)
+    protocol: int
+
+
+class WorkerSession(Frozen):
+    name: str
+    sutclass: str
+    session: int
+    heartbeat_interval_s: float
+    timeout_slack_s: float
+    protocol: int
+    server_version: str
+    requeued_jobs: list[int] = Field(description="jobs a previous run of this worker held")
+
+
+class WorkerOut(Frozen):
+    name: str
+    sutclass: str
+    owner: str
+    state: WorkerState
+    version: str
+    registered_at: datetime
+    last_heartbeat: datetime
+    job_id: int | None
+
+
+class Heartbeat(Frozen):
+    session: int
+    job_id: int | None = None
+    attempt: int | None = None
+
+
+class HeartbeatReply(Frozen):
+    abort: bool = Field(description="the worker's job is no longer its own: stop running it")
+    reason: str | None = None
+
+
+class ClaimRequest(Frozen):
+    session: int
+    wait_s: float = Field(0.0, ge=0)
+
+
+class Assignment(Frozen):
+    job_id: int
+    plan_id: int
+    attempt: int
+    cell: Cell
+    timeout_s: float = Field(description="declared timeout plus the service's slack")
+
+
+class ClaimReply(Frozen):
+    job: Assignment | None
+
+
+class JobStart(Frozen):
+    worker: str
+    attempt: int
+
+
+class JobResultIn(Frozen):
+    worker: str
+    attempt: int
+    failed: bool = Field(False, description="the runner could not produce a verdict")
+    timed_out: bool = Field(False, description="the worker ended the run at its timeout")
+    outcome: Outcome | None = None
+    reasons: list[str] = Field(default_factory=list)
+    duration_s: float = Field(ge=0)
+    details: dict[str, Any] = Field(default_factory=dict)
+    log: str = Field("", description="the run's log (the worker keeps its tail if huge)")
+
+
+class Problem(Frozen):
+    detail: str
+    problems: list[str] = Field(default_factory=list)

@@ -1,0 +1,37 @@
+"""Service settings: built once at the entry point (CLI or test) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from ktstr.declare.base import Frozen
+
+#: bumped when the worker <-> service protocol changes incompatibly
+PROTOCOL_VERSION = 1
+
+
+class Settings(Frozen):
+    database_url: str = "sqlite:///scheduler.db"
+    storage: Path = Path("sched_storage")
+    sutclasses: Path = Path("sutclasses.yaml")
+    resultstore: str | None = None
+    #: added to a job's declared timeout before it is ended as timed_out (seed: 5 min)
+    timeout_slack_s: float = Field(300.0, ge=0)
+    #: a worker silent this long is lost and its job requeued
+    heartbeat_timeout_s: float = Field(30.0, gt=0)
+    #: a job whose worker is lost this many times fails instead of requeueing
+    max_tries: int = Field(3, ge=1)
+    #: how often the reaper looks for lost workers and overdue jobs
+    reaper_interval_s: float = Field(1.0, gt=0)
+    #: longest a claim long-poll may wait
+    max_claim_wait_s: float = Field(30.0, ge=0)
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return self.heartbeat_timeout_s / 3
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.storage / "logs"
