@@ -87,7 +87,7 @@ def list_sutclasses(db: Database, now: float, start: float | None, end: float | 
 def sutclass_ids(db: Database) -> dict[str, int]:
     with db.read() as s:
         return dict(s.execute(
-            select(SutClassRow.name, SutClassRow.id).where(SutClassRow.enabled)))
+            select(SutClassRow.name, SutClassRow.id).where(SutClassRow.enabled)).tuples().all())
 
 
 def sut_count(db: Database, sutclass_id: int) -> int:
