@@ -1,6 +1,6 @@
 """Workload binaries from Debian packages (``stress-ng``, ``rt-tests``)."""
 
-from ktstr import MetricCheck, MetricHint, OutputFormat, PayloadKind, declare_payload
+from ktstr import MetricCheck, MetricHint, OutputFormat, PayloadKind, Polarity, declare_payload
 
 STRESS_NG = declare_payload(
     name="stress-ng",
@@ -9,7 +9,9 @@ STRESS_NG = declare_payload(
     default_args=["--metrics-brief"],
     default_checks=[MetricCheck.exit_code_eq(0)],
     metrics=[
-        MetricHint(name="bogo_ops_per_second_real_time", unit="ops/s", polarity="higher_better")
+        MetricHint(
+            name="bogo_ops_per_second_real_time", unit="ops/s", polarity=Polarity.HIGHER_BETTER
+        )
     ],
     description="stress-ng stressors; metrics from --yaml",
 )
@@ -20,6 +22,6 @@ HACKBENCH = declare_payload(
     output=OutputFormat.TEXT,
     default_args=["--groups", "2", "--loops", "100"],
     default_checks=[MetricCheck.exit_code_eq(0)],
-    metrics=[MetricHint(name="time_s", unit="s", polarity="lower_better")],
+    metrics=[MetricHint(name="time_s", unit="s", polarity=Polarity.LOWER_BETTER)],
     description="scheduler messaging benchmark (rt-tests)",
 )

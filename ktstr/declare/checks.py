@@ -13,16 +13,32 @@ class Assert(Frozen):
     """Thresholds for the post-run checks. ``None`` means "not set here": when merged,
     a later layer's set value wins (defaults -> scheduler -> test)."""
 
-    not_starved: bool | None = None
-    max_spread_pct: float | None = Field(None, ge=0, le=100)
-    max_gap_ms: float | None = Field(None, gt=0)
-    isolation: bool | None = None
-    max_imbalance_ratio: float | None = Field(None, ge=1)
-    max_throughput_cv: float | None = Field(None, ge=0)
-    min_work_rate: float | None = Field(None, ge=0)
-    max_p99_wake_latency_us: float | None = Field(None, gt=0)
-    max_migration_ratio: float | None = Field(None, ge=0)
-    scheduler_alive: bool | None = None
+    not_starved: bool | None = Field(None, description="every worker made progress")
+    max_spread_pct: float | None = Field(
+        None, ge=0, le=100, description="fairness: largest spread of CPU time between workers, %"
+    )
+    max_gap_ms: float | None = Field(
+        None, gt=0, description="longest time a runnable worker went without a CPU, ms"
+    )
+    isolation: bool | None = Field(None, description="workers stayed inside their cpusets")
+    max_imbalance_ratio: float | None = Field(
+        None, ge=1, description="busiest over idlest CPU load ratio"
+    )
+    max_throughput_cv: float | None = Field(
+        None, ge=0, description="coefficient of variation of worker throughput"
+    )
+    min_work_rate: float | None = Field(
+        None, ge=0, description="least work units per second per worker"
+    )
+    max_p99_wake_latency_us: float | None = Field(
+        None, gt=0, description="99th percentile wake-up latency, microseconds"
+    )
+    max_migration_ratio: float | None = Field(
+        None, ge=0, description="CPU migrations per context switch"
+    )
+    scheduler_alive: bool | None = Field(
+        None, description="the sched_ext scheduler stayed attached to the end"
+    )
 
     @classmethod
     def default_checks(cls) -> Assert:

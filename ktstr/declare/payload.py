@@ -26,9 +26,11 @@ class Polarity(enum.StrEnum):
 
 
 class MetricHint(Frozen):
-    name: str = Field(min_length=1)
-    unit: str = ""
-    polarity: Polarity = Polarity.NEUTRAL
+    """A metric a payload reports, and which direction is better."""
+
+    name: str = Field(min_length=1, description="dotted metric name, e.g. latency.p99")
+    unit: str = Field("", description="unit for display, e.g. us or ops/s")
+    polarity: Polarity = Field(Polarity.NEUTRAL, description="whether higher or lower is better")
 
 
 class CheckKind(enum.StrEnum):
@@ -43,11 +45,11 @@ class MetricCheck(Frozen):
     """A check on a payload's output: build with ``min``/``max``/``range``/``exists``/
     ``exit_code_eq``."""
 
-    kind: CheckKind
-    metric: str | None = None
-    low: float | None = None
-    high: float | None = None
-    code: int | None = None
+    kind: CheckKind = Field(description="which check")
+    metric: str | None = Field(None, description="metric name (all but exit_code_eq)")
+    low: float | None = Field(None, description="lower bound (min, range)")
+    high: float | None = Field(None, description="upper bound (max, range)")
+    code: int | None = Field(None, description="expected exit code (exit_code_eq)")
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
@@ -106,9 +108,11 @@ class PayloadKindTag(enum.StrEnum):
 
 
 class PayloadKind(Frozen):
-    tag: PayloadKindTag
-    executable: str | None = None
-    scheduler: Scheduler | None = None
+    """What a payload runs: an executable, or a scheduler as the workload."""
+
+    tag: PayloadKindTag = Field(description="binary or scheduler")
+    executable: str | None = Field(None, description="binary: executable name or path")
+    scheduler: Scheduler | None = Field(None, description="scheduler: the Scheduler it runs")
 
     @model_validator(mode="before")
     @classmethod

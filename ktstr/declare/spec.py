@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from ktstr.declare.base import Frozen
 
@@ -27,11 +27,15 @@ class SchedulerSpec(Frozen):
     #: the kernel's own scheduler: no sched_ext binary (set below the class)
     EEVDF: ClassVar[SchedulerSpec]
 
-    kind: SpecKind
-    name: str | None = None
-    path_: str | None = None
-    enable: tuple[str, ...] = ()
-    disable: tuple[str, ...] = ()
+    kind: SpecKind = Field(description="which of the four forms")
+    name: str | None = Field(None, description="discover(): binary name to look up")
+    path_: str | None = Field(None, description="path(): absolute path of the binary")
+    enable: tuple[str, ...] = Field(
+        (), description="kernel_builtin(): guest shell commands that attach the scheduler"
+    )
+    disable: tuple[str, ...] = Field(
+        (), description="kernel_builtin(): guest shell commands that detach it"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -214,13 +214,13 @@ class Acceptance(Frozen):
 class TopologyConstraints(Frozen):
     """Which topologies a scheduler or test accepts (used by the gauntlet)."""
 
-    min_llcs: int = Field(1, ge=1)
-    max_llcs: int = Field(12, ge=1)
-    min_cpus: int = Field(1, ge=1)
-    max_cpus: int = Field(192, ge=1)
-    min_numa_nodes: int = Field(1, ge=1)
-    max_numa_nodes: int = Field(1, ge=1)
-    requires_smt: bool = False
+    min_llcs: int = Field(1, ge=1, description="fewest LLCs")
+    max_llcs: int = Field(12, ge=1, description="most LLCs")
+    min_cpus: int = Field(1, ge=1, description="fewest CPUs")
+    max_cpus: int = Field(192, ge=1, description="most CPUs")
+    min_numa_nodes: int = Field(1, ge=1, description="fewest NUMA nodes")
+    max_numa_nodes: int = Field(1, ge=1, description="most NUMA nodes")
+    requires_smt: bool = Field(False, description="only topologies with SMT siblings")
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
