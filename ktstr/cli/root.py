@@ -14,7 +14,10 @@ from ktstr.cli.app import App
 COMMANDS: dict[str, str] = {
     "kernel": "ktstr.cli.kernel:kernel",
     "list": "ktstr.cli.listing:list_group",
+    "schedulers": "ktstr.cli.schedulers:schedulers",
     "show": "ktstr.cli.listing:show_group",
+    "sched": "ktstr.cli.sched:sched_group",
+    "preference": "ktstr.cli.preference:preference_group",
     "run": "ktstr.cli.run:run",
     "shell": "ktstr.cli.shell:shell",
 }
@@ -57,4 +60,7 @@ def cli(ctx: click.Context, declaration_modules: tuple[str, ...], verbose: int) 
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        # qemu.qmp logs a failed negotiation at ERROR; ktstr reports the cause itself
+        logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
     ctx.obj = App(declaration_modules=declaration_modules, verbose=verbose)

@@ -102,7 +102,7 @@ def boot(
                 log.warning("%s: %s", name, gone)
     except QemuLaunchError as exc:
         out["vm_outcome"] = VmOutcome.LAUNCH_FAILED
-        out["detail"] = str(exc)
+        out["detail"] = f"QEMU failed to start (exit code {exc.returncode}): {exc.error_text}"
         out["argv"] = exc.argv
     events = [m for m in vm.messages if isinstance(m, Event)]
     blobs = {m.name: m.text for m in vm.messages if isinstance(m, Blob)}

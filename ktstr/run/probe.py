@@ -40,5 +40,8 @@ def kvm_boot_probe(kernel: CachedKernel) -> tuple[bool, str]:
         finish_run_dir(run_dir, keep=False)
     if outcome.vm_outcome is VmOutcome.OK and outcome.exec_result is not None:
         return True, f"booted {kernel.release or kernel.version} in {outcome.boot_s or 0:.1f} s"
-    tail = outcome.console_tail.strip().splitlines()[-1:] or [outcome.detail]
-    return False, f"{outcome.vm_outcome.value}: {tail[0][:200]}"
+    if outcome.vm_outcome is VmOutcome.LAUNCH_FAILED:
+        why = outcome.detail.splitlines()[-1] if outcome.detail else "QEMU failed"
+    else:
+        why = (outcome.console_tail.strip().splitlines()[-1:] or [outcome.detail])[0]
+    return False, f"{outcome.vm_outcome.value}: {why[:300]}"

@@ -62,9 +62,15 @@ class QemuLaunchError(InfraError):
         self.argv = argv
         self.stderr = stderr
         super().__init__(
-            f"QEMU failed to start (exit code {returncode}): {stderr.strip()[-2000:] or '-'}\n"
+            f"QEMU failed to start (exit code {returncode}): {self.error_text or '-'}\n"
             f"argv: {' '.join(argv)}"
         )
+
+    @property
+    def error_text(self) -> str:
+        """QEMU's stderr without its informational lines (last 5 lines)."""
+        lines = [ln for ln in self.stderr.splitlines() if ln.strip() and ": info: " not in ln]
+        return "\n".join(lines[-5:])
 
 
 class GuestGone(Exception):
@@ -142,6 +148,7 @@ class Vm:
             theirs.close()
             raise InfraError(f"cannot execute {self.argv[0]}: {exc}") from exc
         theirs.close()
+        self.log.info("QEMU started (pid %d), run dir %s", self._proc.pid, self.run_dir)
         self._qmp_sock = ours
         self.state = VmState.RUNNING
         proc = self._proc

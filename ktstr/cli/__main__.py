@@ -1,0 +1,5 @@
+"""``python -m ktstr.cli``."""
+
+from ktstr.cli import main
+
+main()

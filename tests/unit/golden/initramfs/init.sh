@@ -1,0 +1,329 @@
+#!/bin/busybox sh
+# ktstr guest init (ktstr). Rendered from initramfs/init.sh.j2; do not edit the
+# rendered copy. Per-run parameters come from /ktstr/params.sh (the run segment).
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export HOME=/root
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /dev /tmp /run /root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /dev/shm
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+[ -f /etc/ld.so.cache ] || :
+
+# --- messages to the host on the ktstr.results port (fd 3) ---------------------------
+uptime_s() { read -r _up _idle < /proc/uptime; printf '%s' "$_up"; }
+b64() { base64 -w 0 "$@"; }
+emit() { printf '%s\n' "$1" >&3; }
+emit_log() { emit "{\"t\":\"log\",\"msg\":\"$(printf '%s' "$1" | tr -d '"\\')\"}"; }
+# emit_blob NAME FILE
+emit_blob() {
+  emit "{\"t\":\"blob\",\"name\":\"$1\",\"text_b64\":\"$(b64 "$2" 2>/dev/null)\"}"
+}
+# emit_event NAME [KEY VALUE]...  (values must not contain quotes or backslashes)
+emit_event() {
+  _name=$1; shift
+  _fields=""
+  while [ $# -ge 2 ]; do
+    _v=$(printf '%s' "$2" | tr -d '"\\' | tr '\n' ' ')
+    _fields="$_fields${_fields:+,}\"$1\":\"$_v\""
+    shift 2
+  done
+  emit "{\"t\":\"event\",\"name\":\"$_name\",\"uptime_s\":$(uptime_s),\"fields\":{$_fields}}"
+}
+find_port() {
+  for _d in /sys/class/virtio-ports/*; do
+    [ -f "$_d/name" ] || continue
+    if [ "$(cat "$_d/name")" = "$1" ]; then
+      printf '/dev/%s' "${_d##*/}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# --- what the guest sees: one line per CPU and per NUMA node --------------------------
+report_topology() {
+  _out=/tmp/ktstr-topology.txt
+  : > "$_out"
+  printf 'online %s\n' "$(cat /sys/devices/system/cpu/online)" >> "$_out"
+  for _c in /sys/devices/system/cpu/cpu[0-9]*; do
+    _n=${_c##*/cpu}
+    _t=$_c/topology
+    [ -d "$_t" ] || continue
+    _l3=-
+    [ -f "$_c/cache/index3/shared_cpu_list" ] && _l3=$(cat "$_c/cache/index3/shared_cpu_list")
+    printf 'cpu %s package=%s die=%s core=%s siblings=%s l3=%s\n' "$_n" \
+      "$(cat "$_t/physical_package_id")" "$(cat "$_t/die_id" 2>/dev/null || echo 0)" \
+      "$(cat "$_t/core_id")" "$(cat "$_t/thread_siblings_list")" "$_l3" >> "$_out"
+  done
+  for _d in /sys/devices/system/node/node[0-9]*; do
+    [ -d "$_d" ] || continue
+    _m=$(sed -n 's/.*MemTotal: *\([0-9]*\) kB/\1/p' "$_d/meminfo")
+    printf 'node %s cpulist=%s memkb=%s distance=%s\n' "${_d##*/node}" \
+      "$(cat "$_d/cpulist")" "${_m:-0}" "$(cat "$_d/distance" | tr ' ' ',')" >> "$_out"
+  done
+  emit "{\"t\":\"topology\",\"text_b64\":\"$(b64 "$_out")\"}"
+}
+
+# --- the scheduler under test ----------------------------------------------------------
+# Parameters (from /ktstr/params.sh): KTSTR_SCHED_KIND (eevdf|binary|builtin),
+# KTSTR_SCHED_BIN, KTSTR_CGROUP_PARENT, KTSTR_ATTACH_TIMEOUT_S, KTSTR_STOP_TIMEOUT_S.
+# Files: /ktstr/sched_args (one argument per line), /ktstr/sysctls ("path value" lines),
+# /ktstr/enable.sh and /ktstr/disable.sh (kernel-builtin schedulers).
+SCX=/sys/kernel/sched_ext
+SCHED_LOG=/tmp/ktstr-sched.log
+SCHED_PID=
+
+scx_state() { cat "$SCX/state" 2>/dev/null || echo none; }
+scx_ops() { cat "$SCX/root/ops" 2>/dev/null; }
+scx_seq() { cat "$SCX/enable_seq" 2>/dev/null || echo 0; }
+
+apply_sysctls() {
+  [ -f /ktstr/sysctls ] || return 0
+  while read -r _path _value; do
+    [ -n "$_path" ] || continue
+    if printf '%s\n' "$_value" > "$_path" 2>/tmp/ktstr-sysctl.err; then
+      emit_event sysctl path "$_path" value "$_value"
+    else
+      emit_event sysctl_failed path "$_path" value "$_value" error "$(cat /tmp/ktstr-sysctl.err)"
+    fi
+  done < /ktstr/sysctls
+}
+
+make_cgroup_parent() {
+  [ -n "$KTSTR_CGROUP_PARENT" ] || return 0
+  echo "+cpu +cpuset" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+  mkdir -p "/sys/fs/cgroup$KTSTR_CGROUP_PARENT"
+  if [ -d "/sys/fs/cgroup$KTSTR_CGROUP_PARENT" ]; then
+    emit_event cgroup_parent path "$KTSTR_CGROUP_PARENT" \
+      controllers "$(cat "/sys/fs/cgroup$KTSTR_CGROUP_PARENT/cgroup.controllers")"
+  fi
+}
+
+# start_scheduler: returns 0 when attached (or nothing to attach), 1 otherwise
+start_scheduler() {
+  case "$KTSTR_SCHED_KIND" in
+    eevdf)
+      emit_event sched_none state "$(scx_state)"
+      return 0
+      ;;
+    builtin)
+      _seq0=$(scx_seq)
+      sh /ktstr/enable.sh > "$SCHED_LOG" 2>&1
+      emit_event sched_enable_cmds status "$?"
+      ;;
+    binary)
+      _seq0=$(scx_seq)
+      set --
+      if [ -f /ktstr/sched_args ]; then
+        while IFS= read -r _a; do set -- "$@" "$_a"; done < /ktstr/sched_args
+      fi
+      "$KTSTR_SCHED_BIN" "$@" > "$SCHED_LOG" 2>&1 &
+      SCHED_PID=$!
+      emit_event sched_started pid "$SCHED_PID" binary "$KTSTR_SCHED_BIN" state "$(scx_state)"
+      ;;
+  esac
+  # attach proof: state=enabled, ops named, enable_seq moved past its value at start
+  _deadline=$(( $(cut -d. -f1 /proc/uptime) + KTSTR_ATTACH_TIMEOUT_S ))
+  while :; do
+    if [ "$(scx_state)" = enabled ] && [ -n "$(scx_ops)" ] && [ "$(scx_seq)" -gt "$_seq0" ]; then
+      emit_event sched_attached ops "$(scx_ops)" enable_seq "$(scx_seq)" state enabled
+      return 0
+    fi
+    if [ -n "$SCHED_PID" ] && ! kill -0 "$SCHED_PID" 2>/dev/null; then
+      wait "$SCHED_PID"
+      _code=$?
+      SCHED_PID=
+      emit_event sched_exited code "$_code" phase attach state "$(scx_state)"
+      return 1
+    fi
+    if [ "$(cut -d. -f1 /proc/uptime)" -ge "$_deadline" ]; then
+      emit_event sched_not_attached state "$(scx_state)" ops "$(scx_ops)" \
+        timeout_s "$KTSTR_ATTACH_TIMEOUT_S"
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# sched_check: 0 while the scheduler is still attached and running
+sched_check() {
+  case "$KTSTR_SCHED_KIND" in
+    eevdf) return 0 ;;
+  esac
+  if [ -n "$SCHED_PID" ] && ! kill -0 "$SCHED_PID" 2>/dev/null; then
+    wait "$SCHED_PID"
+    _code=$?
+    SCHED_PID=
+    emit_event sched_exited code "$_code" phase run state "$(scx_state)"
+    return 1
+  fi
+  if [ "$(scx_state)" != enabled ]; then
+    emit_event sched_detached state "$(scx_state)" phase run
+    return 1
+  fi
+  return 0
+}
+
+stop_scheduler() {
+  case "$KTSTR_SCHED_KIND" in
+    eevdf) return 0 ;;
+    builtin)
+      [ -f /ktstr/disable.sh ] && sh /ktstr/disable.sh >> "$SCHED_LOG" 2>&1
+      emit_event sched_stopped state "$(scx_state)" how disable_cmds
+      return 0
+      ;;
+  esac
+  [ -n "$SCHED_PID" ] || return 0
+  kill -INT "$SCHED_PID" 2>/dev/null
+  _deadline=$(( $(cut -d. -f1 /proc/uptime) + KTSTR_STOP_TIMEOUT_S ))
+  while kill -0 "$SCHED_PID" 2>/dev/null; do
+    if [ "$(cut -d. -f1 /proc/uptime)" -ge "$_deadline" ]; then
+      kill -KILL "$SCHED_PID" 2>/dev/null
+      emit_event sched_kill_needed pid "$SCHED_PID"
+      break
+    fi
+    sleep 0.1
+  done
+  wait "$SCHED_PID"
+  _code=$?
+  SCHED_PID=
+  # the kernel finishes disabling asynchronously: give it the same bound
+  _deadline=$(( $(cut -d. -f1 /proc/uptime) + KTSTR_STOP_TIMEOUT_S ))
+  while [ "$(scx_state)" != disabled ] && [ "$(cut -d. -f1 /proc/uptime)" -lt "$_deadline" ]; do
+    sleep 0.1
+  done
+  emit_event sched_stopped code "$_code" state "$(scx_state)" how sigint
+}
+
+report_scheduler() {
+  [ -f "$SCHED_LOG" ] && emit_blob sched_log "$SCHED_LOG"
+  dmesg | grep -E 'sched_ext|scx_' > /tmp/ktstr-dmesg-scx.txt 2>/dev/null
+  emit_blob dmesg_sched_ext /tmp/ktstr-dmesg-scx.txt
+}
+
+# --- the default workload: KTSTR_WORKLOAD (spin|stress-ng|hackbench) for KTSTR_DURATION_S,
+# KTSTR_WORKERS workers. The scheduler is checked while it runs.
+WL_PIDS=
+
+start_workload() {
+  : > /tmp/ktstr-workload.log
+  case "$KTSTR_WORKLOAD" in
+    spin)
+      _i=0
+      while [ "$_i" -lt "$KTSTR_WORKERS" ]; do
+        sh -c 'while :; do :; done' &
+        WL_PIDS="$WL_PIDS $!"
+        _i=$((_i + 1))
+      done
+      ;;
+    stress-ng)
+      stress-ng --cpu "$KTSTR_WORKERS" --timeout "${KTSTR_DURATION_S}s" --metrics-brief \
+        --yaml /tmp/ktstr-stress-ng.yaml > /tmp/ktstr-workload.log 2>&1 &
+      WL_PIDS=$!
+      ;;
+    hackbench)
+      sh -c 'while :; do hackbench --groups 2 --loops 50 || exit 1; done' \
+        > /tmp/ktstr-workload.log 2>&1 &
+      WL_PIDS=$!
+      ;;
+    none) ;;
+  esac
+  emit_event workload_started kind "$KTSTR_WORKLOAD" workers "$KTSTR_WORKERS" pids "$WL_PIDS"
+}
+
+# run_for SECONDS: wait while checking the scheduler every 100 ms; 1 if it went away
+run_for() {
+  _end=$(( $(cut -d. -f1 /proc/uptime) + $1 ))
+  while [ "$(cut -d. -f1 /proc/uptime)" -lt "$_end" ]; do
+    sched_check || return 1
+    sleep 0.1
+  done
+  sched_check
+}
+
+stop_workload() {
+  _status=0
+  for _p in $WL_PIDS; do
+    if [ "$KTSTR_WORKLOAD" = stress-ng ]; then
+      # stress-ng ends by itself after --timeout; a bounded wait, then the signal
+      _deadline=$(( $(cut -d. -f1 /proc/uptime) + 30 ))
+      while kill -0 "$_p" 2>/dev/null && [ "$(cut -d. -f1 /proc/uptime)" -lt "$_deadline" ]; do
+        sleep 0.1
+      done
+    fi
+    kill -TERM "$_p" 2>/dev/null
+    wait "$_p"
+    _c=$?
+    [ "$KTSTR_WORKLOAD" = spin ] || _status=$_c
+  done
+  emit_event workload_stopped kind "$KTSTR_WORKLOAD" status "$_status"
+  [ -s /tmp/ktstr-workload.log ] && emit_blob workload_log /tmp/ktstr-workload.log
+  [ -f /tmp/ktstr-stress-ng.yaml ] && emit_blob stress_ng_yaml /tmp/ktstr-stress-ng.yaml
+  return 0
+}
+
+# --- mode "run": sysctls, cgroup parent, scheduler, workload, stop, report -----------
+run_scenario() {
+  apply_sysctls
+  make_cgroup_parent
+  if ! start_scheduler; then
+    report_scheduler
+    return 1
+  fi
+  start_workload
+  _ok=0
+  run_for "$KTSTR_DURATION_S" || _ok=1
+  stop_workload
+  stop_scheduler
+  report_scheduler
+  return $_ok
+}
+
+
+KTSTR_MODE=exec
+KTSTR_REPORT_TOPOLOGY=1
+[ -f /ktstr/params.sh ] && . /ktstr/params.sh
+
+port=$(find_port 'ktstr.results')
+if [ -z "$port" ]; then
+  echo "ktstr: virtio-serial port ktstr.results not found" > /dev/console
+  poweroff -f
+fi
+exec 3>"$port"
+emit "{\"t\":\"hello\",\"uptime_s\":$(uptime_s),\"release\":\"$(uname -r)\"}"
+[ "$KTSTR_REPORT_TOPOLOGY" = 1 ] && report_topology
+
+status=0
+case "$KTSTR_MODE" in
+  exec)
+    sh /ktstr/cmd.sh > /tmp/ktstr-stdout 2> /tmp/ktstr-stderr < /dev/null
+    status=$?
+    emit "{\"t\":\"exec\",\"status\":$status,\"stdout_b64\":\"$(b64 /tmp/ktstr-stdout)\",\"stderr_b64\":\"$(b64 /tmp/ktstr-stderr)\"}"
+    ;;
+  shell)
+    echo "ktstr: interactive shell; 'exit' or Ctrl-D powers the VM off" > /dev/console
+    setsid cttyhack sh -l
+    status=$?
+    ;;
+  run)
+    run_scenario
+    status=$?
+    ;;
+  *)
+    emit_log "unknown mode $KTSTR_MODE"
+    status=2
+    ;;
+esac
+emit "{\"t\":\"done\",\"status\":$status,\"uptime_s\":$(uptime_s)}"
+exec 3>&-
+sync
+poweroff -f
