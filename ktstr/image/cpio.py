@@ -19,10 +19,10 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import BinaryIO
+from typing import Protocol
 
 from ktstr.declare.base import Frozen
 from ktstr.errors import InfraError, UserError
@@ -33,6 +33,12 @@ MAGIC = b"070701"
 HEADER_SIZE = 110
 TRAILER = "TRAILER!!!"
 _CHUNK = 1 << 20
+
+
+class Sink(Protocol):
+    """Anything with ``write(bytes)``: a file, a BytesIO, a GzipFile, a pipe."""
+
+    def write(self, data: bytes, /) -> object: ...
 
 
 def _pad4(n: int) -> int:
@@ -76,8 +82,11 @@ def header(
 class CpioWriter:
     """Writes entries to a binary stream; ``close()`` (or leaving the ``with``) ends it."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: Sink, dir_modes: Mapping[str, int] | None = None) -> None:
+        """``dir_modes`` gives modes for parent directories created on demand (by archive
+        name, e.g. ``{"tmp": 0o1777}``); others get 0755."""
         self._out = stream
+        self._dir_modes = dict(dir_modes or {})
         self._next_ino = 1
         self._names: set[str] = set()
         self._dirs: set[str] = set()
@@ -192,7 +201,8 @@ class CpioWriter:
         for depth in range(1, len(parts) + 1):
             parent = "/".join(parts[:depth])
             if parent not in self._dirs:
-                self._entry(parent, stat.S_IFDIR | 0o755, nlink=2)
+                mode = self._dir_modes.get(parent, 0o755)
+                self._entry(parent, stat.S_IFDIR | mode, nlink=2)
                 self._dirs.add(parent)
 
     def _entry(

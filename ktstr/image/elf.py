@@ -6,12 +6,13 @@ loaders (only when the object has no ``DT_RUNPATH``), ``DT_RUNPATH`` of the obje
 ld.so cache, then the default directories. A candidate counts only if it is an ELF of
 the same class and machine as the object that needs it (ld.so skips the others too).
 
-The result maps *guest* paths to *host real files*: a library is placed in the guest at
-the path the loader will look for (symlinks resolved on the host, so the guest gets the
-real bytes there); several guest paths that share one real file become hard links in
-the image. ``$ORIGIN`` is expanded twice — against the binary's host location to find
-the file, against its guest location to place it — so a binary moved into ``/bin`` still
-finds its ``$ORIGIN/../lib`` libraries. ``LD_LIBRARY_PATH`` is ignored on purpose: the
+The result maps *guest* paths to the *host paths where the libraries were found* (often
+symlinks such as ``libz.so.1``, kept unresolved so a cache can notice when a package
+upgrade repoints them): the image stores the real bytes behind each one at the path the
+guest's loader will look for, and guest paths that share content become hard links.
+``$ORIGIN`` is expanded twice — against the binary's host location to find the file,
+against its guest location to place it — so a binary moved into ``/bin`` still finds
+its ``$ORIGIN/../lib`` libraries. ``LD_LIBRARY_PATH`` is ignored on purpose: the
 host's environment must not shape the image. Library search assumes x86-64 Debian's
 multiarch layout (the default directories below); glibc-hwcaps variants are not used,
 the baseline library always works.
@@ -299,7 +300,7 @@ def _guest_for_cached(candidate: str, search: LibrarySearch) -> str:
 
 
 def closure(binaries: Mapping[str, Path], search: LibrarySearch | None = None) -> dict[str, Path]:
-    """Libraries (and loaders) the binaries need: guest path → host real file.
+    """Libraries (and loaders) the binaries need: guest path → host path as found.
 
     ``binaries`` maps each binary's guest path to its host path. The binaries themselves
     are not in the result. A static binary adds nothing; a file that is not ELF is a
@@ -340,7 +341,7 @@ def _one_binary(
                 f"{host} needs the ELF interpreter {facts.interp}, which is missing or not "
                 f"a {facts.elfclass}-bit {facts.machine} ELF; install the matching libc"
             )
-        result[facts.interp] = Path(os.path.realpath(facts.interp))
+        result[facts.interp] = Path(facts.interp)
         queue.append(_Loaded(facts.interp, facts.interp, interp))
     # ld.so reuses an object already loaded under the same name or soname
     loaded: set[str] = set()
@@ -361,7 +362,7 @@ def _one_binary(
                     f"{name} on the host, or include a static build of {host.name}"
                 )
             loaded.update(n for n in (name, hit.facts.soname) if n)
-            result[hit.guest] = Path(os.path.realpath(hit.host))
+            result[hit.guest] = Path(hit.host)
             queue.append(_Loaded(hit.host, hit.guest, hit.facts, chain))
 
 

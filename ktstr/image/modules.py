@@ -31,14 +31,20 @@ SUFFIXES = (".ko", ".ko.xz", ".ko.gz", ".ko.zst")
 
 
 class ModuleSet(Frozen):
-    """Modules wanted in an image: a kernel's ``lib/modules/VER`` tree and module names."""
+    """Modules wanted in an image: a kernel's module tree and module names.
+
+    ``release`` (``uname -r`` in the guest) defaults to the tree's folder name, which is
+    right for a ``lib/modules/VER`` tree; give it when the tree lives elsewhere (the
+    kernel cache keeps it as ``kernels/VER/modules``).
+    """
 
     tree: Path
     names: tuple[str, ...]
+    release: str = ""
 
     @property
-    def release(self) -> str:
-        return self.tree.name
+    def kernel_release(self) -> str:
+        return self.release or self.tree.name
 
 
 class KernelModule(Frozen):

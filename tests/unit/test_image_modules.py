@@ -113,8 +113,10 @@ def test_load_list_names_guest_paths_in_order(tmp_path: Path) -> None:
     )
 
 
-def test_release_is_the_tree_name(tmp_path: Path) -> None:
-    assert ModuleSet(tree=_tree(tmp_path), names=()).release == RELEASE
+def test_release_is_the_tree_name_unless_given(tmp_path: Path) -> None:
+    assert ModuleSet(tree=_tree(tmp_path), names=()).kernel_release == RELEASE
+    given = ModuleSet(tree=tmp_path / "modules", names=(), release="7.3.4+deb13-amd64")
+    assert given.kernel_release == "7.3.4+deb13-amd64"
 
 
 def test_unknown_module_lists_where_it_looked_and_close_names(tmp_path: Path) -> None:
