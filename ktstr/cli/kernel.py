@@ -29,7 +29,8 @@ class EchoProgress:
     def transfer(self, label: str, done: int, total: int | None) -> None:
         now = time.monotonic()
         finished = total is not None and done >= total
-        if not finished and now - self._last.get(label, 0.0) < 2.0:
+        if not finished and (now - self._last.get(label, 0.0) < 2.0
+                             or (done == 0 and label in self._last)):
             return
         self._last[label] = now
         pct = f" ({100 * done / total:.0f}%)" if total else ""
