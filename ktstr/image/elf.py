@@ -29,11 +29,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSegment
-from elftools.elf.elffile import ELFFile
-from elftools.elf.segments import InterpSegment
+from elftools.elf.structs import ELFStructs
 
 from ktstr.declare.base import Frozen
 from ktstr.errors import InfraError, UserError
@@ -52,13 +51,8 @@ LD_CACHE = Path("/etc/ld.so.cache")
 _CACHE_MAGIC_OLD = b"ld.so-1.7.0"
 _CACHE_MAGIC_NEW = b"glibc-ld.so.cache1.1"
 _MULTIARCH_LIB = "lib/x86_64-linux-gnu"
-#: dynamic tags whose value is a string, and the pyelftools attribute that decodes it
-_STRING_TAGS = {
-    "DT_NEEDED": "needed",
-    "DT_SONAME": "soname",
-    "DT_RPATH": "rpath",
-    "DT_RUNPATH": "runpath",
-}
+#: dynamic tags whose value is an offset into the dynamic string table
+_STRING_TAGS = ("DT_NEEDED", "DT_SONAME", "DT_RPATH", "DT_RUNPATH")
 
 
 class ElfFacts(Frozen):
@@ -99,32 +93,100 @@ def _facts_cached(real: str, size: int, mtime_ns: int) -> ElfFacts | None:
             if handle.read(4) != ELF_MAGIC:
                 return None
             handle.seek(0)
-            elf = ELFFile(handle)
-            interp: str | None = None
-            strings: dict[str, list[str]] = {key: [] for key in _STRING_TAGS}
-            for segment in elf.iter_segments():
-                if isinstance(segment, InterpSegment):
-                    interp = segment.get_interp_name()
-                elif isinstance(segment, DynamicSegment):
-                    for tag in segment.iter_tags():
-                        attr = _STRING_TAGS.get(tag.entry.d_tag)
-                        if attr:
-                            strings[tag.entry.d_tag].append(str(getattr(tag, attr)))
-            split = [p for text in strings["DT_RPATH"] for p in text.split(":") if p]
-            split_run = [p for text in strings["DT_RUNPATH"] for p in text.split(":") if p]
-            return ElfFacts(
-                elfclass=elf.elfclass,
-                machine=str(elf["e_machine"]),
-                interp=interp,
-                soname=next(iter(strings["DT_SONAME"]), None),
-                needed=tuple(strings["DT_NEEDED"]),
-                rpath=tuple(split),
-                runpath=tuple(split_run),
-            )
-    except ELFError as exc:
+            return _read_facts(handle)
+    except (ELFError, ValueError, KeyError) as exc:
         raise UserError(f"{real} looks like an ELF file but cannot be parsed: {exc}") from exc
     except OSError as exc:
         raise InfraError(f"cannot read {real}: {exc}") from exc
+
+
+def _read_facts(handle: BinaryIO) -> ElfFacts:
+    """Program headers and dynamic tags only, decoded with pyelftools' structs.
+
+    (pyelftools' ``ELFFile`` builds its structs per file and its segment objects read the
+    section table, ~10 ms per library; the loader never reads sections, nor do we.)
+    """
+    ident = handle.read(6)
+    if len(ident) < 6 or ident[4] not in (1, 2) or ident[5] not in (1, 2):
+        raise ValueError("bad ELF class or data encoding in e_ident")
+    little, elfclass = ident[5] == 1, 32 * ident[4]
+    handle.seek(0)
+    ehdr = _structs(little, elfclass).Elf_Ehdr.parse_stream(handle)
+    osabi = str(ehdr["e_ident"]["EI_OSABI"])
+    structs = _structs(little, elfclass, str(ehdr["e_type"]), str(ehdr["e_machine"]), osabi)
+    headers = []
+    for index in range(ehdr["e_phnum"]):
+        handle.seek(ehdr["e_phoff"] + index * ehdr["e_phentsize"])
+        headers.append(structs.Elf_Phdr.parse_stream(handle))
+    interp: str | None = None
+    tags: list[tuple[str, int]] = []
+    for header in headers:
+        if header["p_type"] == "PT_INTERP":
+            handle.seek(header["p_offset"])
+            interp = handle.read(header["p_filesz"]).split(b"\0", 1)[0].decode()
+        elif header["p_type"] == "PT_DYNAMIC":
+            step = structs.Elf_Dyn.sizeof()
+            for index in range(header["p_filesz"] // step):
+                handle.seek(header["p_offset"] + index * step)
+                entry = structs.Elf_Dyn.parse_stream(handle)
+                if entry["d_tag"] == "DT_NULL":
+                    break
+                tags.append((str(entry["d_tag"]), int(entry["d_val"])))
+    strtab = _file_offset(headers, dict(tags).get("DT_STRTAB"))
+    strings: dict[str, list[str]] = {key: [] for key in _STRING_TAGS}
+    for tag, value in tags:
+        if tag in strings:
+            if strtab is None:
+                raise ValueError(f"{tag} present but DT_STRTAB cannot be located")
+            strings[tag].append(_c_string(handle, strtab + value))
+    split = [p for text in strings["DT_RPATH"] for p in text.split(":") if p]
+    split_run = [p for text in strings["DT_RUNPATH"] for p in text.split(":") if p]
+    return ElfFacts(
+        elfclass=elfclass,
+        machine=str(ehdr["e_machine"]),
+        interp=interp,
+        soname=next(iter(strings["DT_SONAME"]), None),
+        needed=tuple(strings["DT_NEEDED"]),
+        rpath=tuple(split),
+        runpath=tuple(split_run),
+    )
+
+
+@lru_cache(maxsize=32)
+def _structs(
+    little: bool,
+    elfclass: int,
+    e_type: str | None = None,
+    e_machine: str | None = None,
+    osabi: str | None = None,
+) -> ELFStructs:
+    structs = ELFStructs(little_endian=little, elfclass=elfclass)
+    structs.create_basic_structs()
+    if e_type is not None:
+        structs.create_advanced_structs(e_type, e_machine, osabi)
+    return structs
+
+
+def _file_offset(headers: list[Any], address: int | None) -> int | None:
+    """Map a virtual address to a file offset through the PT_LOAD headers."""
+    if address is None:
+        return None
+    for header in headers:
+        start = header["p_vaddr"]
+        if header["p_type"] == "PT_LOAD" and start <= address < start + header["p_filesz"]:
+            return int(address - start + header["p_offset"])
+    return None
+
+
+def _c_string(handle: BinaryIO, offset: int) -> str:
+    handle.seek(offset)
+    data = b""
+    while b"\0" not in data:
+        chunk = handle.read(256)
+        if not chunk:
+            raise ValueError(f"unterminated string at offset {offset}")
+        data += chunk
+    return data.split(b"\0", 1)[0].decode(errors="surrogateescape")
 
 
 def elf_facts(path: Path) -> ElfFacts | None:
