@@ -7,6 +7,7 @@ from pathlib import Path
 from ktstr.kernel.cache import EntryState, EntryStatus, KernelCache
 from ktstr.kernel.id import KernelId, KernelKind
 from ktstr.kernel.locking import discard_dir
+from ktstr.kernel.resolve import spec_covers
 
 
 def select_for_clean(statuses: list[EntryStatus], *, spec: str | None, keep: int | None,
@@ -21,7 +22,7 @@ def select_for_clean(statuses: list[EntryStatus], *, spec: str | None, keep: int
             chosen = [s for s in statuses if s.key == kid.raw]
         else:
             chosen = [s for s in statuses if s.kernel is not None and
-                      (kid.matches(s.kernel.version) or s.key == kid.label)]
+                      spec_covers(kid, s.kernel.version)]
     if keep:
         ok = [s for s in chosen if s.state is EntryState.OK]
         kept = {s.key for s in ok[-keep:]}

@@ -38,12 +38,25 @@ def is_series(version: str) -> bool:
     return version.count(".") == 1 and "-rc" not in version
 
 
+def spec_covers(kid: KernelId, version: str) -> bool:
+    """Whether a version or range spec covers an upstream ``version`` (a series spec
+    ``7.2`` covers every 7.2.x)."""
+    if kid.kind is KernelKind.RANGE:
+        return kid.contains_version(version)
+    if kid.kind is not KernelKind.VERSION:
+        return False
+    assert kid.version is not None
+    if is_series(kid.version):
+        return version_key(version)[:2] == version_key(kid.version)[:2]
+    return version == kid.version
+
+
 def nearest_versions(wanted: str, versions: Sequence[str], count: int = 6) -> list[str]:
     """Up to ``count`` of ``versions`` around ``wanted`` in version order."""
     ordered = sorted(set(versions), key=version_key)
     keys = [version_key(v) for v in ordered]
     at = bisect.bisect_left(keys, version_key(wanted))
-    lo = max(0, at - count // 2)
+    lo = max(0, min(at - count // 2, len(ordered) - count))
     return ordered[lo:lo + count]
 
 
