@@ -325,6 +325,10 @@ class Vm:
             except (OSError, EOFError, RuntimeError) as exc:
                 self.log.debug("close: %s", exc)
         self._join_readers(5.0)
+        if proc is not None:
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
         if self._console_file is not None:
             self._console_file.close()
         self.state = VmState.STOPPED

@@ -126,6 +126,8 @@ def test_no_orphan_qemu_after_the_harness_is_sigkilled() -> None:
         if harness.poll() is None:
             harness.kill()
             harness.wait()
+        if harness.stderr is not None:
+            harness.stderr.close()
 
 
 def _is_zombie(pid: int) -> bool:
