@@ -66,7 +66,7 @@ def _guest_path(path: str) -> str:
 
 
 def _guest_keys(value: Mapping[str, Path]) -> dict[str, Path]:
-    return {_guest_path(k): v for k, v in sorted(value.items())}
+    return {_guest_path(k): Path(v).absolute() for k, v in sorted(value.items())}
 
 
 class ImageSpec(Frozen):

@@ -227,9 +227,15 @@ def test_a_relative_guest_path_is_rejected(include: Path) -> None:
         ImageSpec(init=INIT, files={"etc/x": include})
 
 
-def test_two_files_at_one_guest_path_are_rejected(include: Path, tmp_path: Path) -> None:
-    other = tmp_path / "other"
-    other.write_text("x")
+def test_relative_host_paths_are_made_absolute(
+    include: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(include.parent)
+    spec = ImageSpec(init=INIT, files={"/x": Path(include.name)})
+    assert spec.files == {"/x": include}
+
+
+def test_two_files_at_one_guest_path_are_rejected(include: Path) -> None:
     spec = ImageSpec(init=INIT, files={"/x": include}, binaries={"/x": Path("/bin/ls")})
     with pytest.raises(UserError, match="guest path /x gets two different files"):
         build_base(spec)

@@ -144,3 +144,13 @@ def test_a_moved_runpath_binary_reports_its_runpath_dir(built: Path, tmp_path: P
     shutil.copy2(built / "bin/runpath", moved / "runpath")
     with pytest.raises(UserError, match=r"looked in: .*x/lib \(RUNPATH of "):
         closure({"/bin/runpath": moved / "runpath"})
+
+
+def test_a_library_the_cache_finds_elsewhere_goes_to_a_default_dir_in_the_guest() -> None:
+    search = LibrarySearch()
+    assert elf._guest_for_cached("/opt/vendor/lib/libv.so.1", search) == (
+        "/lib/x86_64-linux-gnu/libv.so.1"
+    )
+    assert elf._guest_for_cached("/usr/lib/x86_64-linux-gnu/libz.so.1", search) == (
+        "/usr/lib/x86_64-linux-gnu/libz.so.1"
+    )
