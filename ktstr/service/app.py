@@ -26,9 +26,14 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 
 
-async def _reaper(ctx: ServiceContext) -> None:
+async def _reaper(ctx: ServiceContext, stop: asyncio.Event) -> None:
+    """Sweep every ``reaper_interval_s`` until ``stop``; a sweep in progress always
+    finishes (its thread holds a database connection)."""
     while True:
-        await asyncio.sleep(ctx.settings.reaper_interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), ctx.settings.reaper_interval_s)
+        if stop.is_set():
+            return
         try:
             report = await anyio.to_thread.run_sync(reap, ctx.db, ctx.settings, ctx.clock())
         except Exception:  # keep reaping; one bad sweep must not stop the service
@@ -56,13 +61,13 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.wakeup.bind(asyncio.get_running_loop())
-        task = asyncio.create_task(_reaper(ctx))
+        stop = asyncio.Event()
+        task = asyncio.create_task(_reaper(ctx, stop))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            stop.set()
+            await task
 
     app = FastAPI(title="ktstr scheduler", version=__version__, lifespan=lifespan,
                   description="Queued-plan scheduler for ktstr cells. Every endpoint needs "

@@ -86,8 +86,8 @@ def list_sutclasses(db: Database, now: float, start: float | None, end: float | 
 
 def sutclass_ids(db: Database) -> dict[str, int]:
     with db.read() as s:
-        return dict(s.execute(
-            select(SutClassRow.name, SutClassRow.id).where(SutClassRow.enabled)).tuples().all())
+        rows = s.execute(select(SutClassRow.name, SutClassRow.id).where(SutClassRow.enabled))
+        return {row[0]: row[1] for row in rows}
 
 
 def sut_count(db: Database, sutclass_id: int) -> int:

@@ -64,4 +64,4 @@ def authenticate(db: Database, token: str) -> Principal:
 def users_by_name(db: Database, names: Iterable[str]) -> dict[str, int]:
     with db.read() as s:
         rows = s.execute(select(User.name, User.id).where(User.name.in_(list(names))))
-        return dict(rows.tuples().all())
+        return {row[0]: row[1] for row in rows}

@@ -96,8 +96,8 @@ def list_workers(db: Database) -> list[WorkerOut]:
             .join(SutRow, SutRow.id == WorkerRow.sut_id)
             .join(SutClassRow, SutClassRow.id == SutRow.sutclass_id)
             .join(User, User.id == WorkerRow.owner_id).order_by(WorkerRow.name)).all()
-        held = dict(s.execute(select(JobRow.worker_id, JobRow.id).where(
-            JobRow.state.in_(_ACTIVE))).tuples().all())
+        held = {row[0]: row[1] for row in s.execute(select(JobRow.worker_id, JobRow.id).where(
+            JobRow.state.in_(_ACTIVE)))}
         return [WorkerOut(name=w.name, sutclass=cls, owner=owner,
                           state=WorkerState(w.state), version=w.version,
                           registered_at=ts(w.registered_at),
