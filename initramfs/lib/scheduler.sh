@@ -93,6 +93,20 @@ sched_check() {
   fi
   if [ "$(scx_state)" != enabled ]; then
     emit_event sched_detached state "$(scx_state)" phase run
+    # the process usually follows (it died, or it is printing its exit): record it
+    if [ -n "$SCHED_PID" ]; then
+      _deadline=$(( $(cut -d. -f1 /proc/uptime) + KTSTR_STOP_TIMEOUT_S ))
+      while kill -0 "$SCHED_PID" 2>/dev/null && \
+            [ "$(cut -d. -f1 /proc/uptime)" -lt "$_deadline" ]; do
+        sleep 0.1
+      done
+      if ! kill -0 "$SCHED_PID" 2>/dev/null; then
+        wait "$SCHED_PID"
+        _code=$?
+        SCHED_PID=
+        emit_event sched_exited code "$_code" phase run state "$(scx_state)"
+      fi
+    fi
     return 1
   fi
   return 0

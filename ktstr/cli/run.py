@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -32,6 +33,10 @@ def _progress(msg: str) -> None:
               "--extra-sched-arg=-x for arguments that start with a dash).")
 @click.option("--flags", "flag_profile", default=None, metavar="PROFILE",
               help="A flag profile of the scheduler (e.g. default, a+b).")
+@click.option("-i", "--include", "includes", multiple=True, type=click.Path(
+    exists=True, dir_okay=False, path_type=Path),
+    help="Put FILE in the guest: executables (with their libraries) in /usr/bin, other "
+    "files in /include-files (repeatable).")
 @accel_option
 @click.option("--memory-mb", type=int, default=None, help="Guest memory (default: rule).")
 @click.option("--keep", is_flag=True, help="Keep the run directory even on PASS.")
@@ -40,7 +45,8 @@ def _progress(msg: str) -> None:
 def run(
     app: App, kernel: str | None, scheduler_name: str, topology: str | None,
     preset_name: str | None, duration: float, workload: str, workers: int | None,
-    extra_args: tuple[str, ...], flag_profile: str | None, accel: str,
+    extra_args: tuple[str, ...], flag_profile: str | None, includes: tuple[Path, ...],
+    accel: str,
     memory_mb: int | None, keep: bool, as_json: bool,
 ) -> None:
     """Boot KERNEL with the topology, run SCHEDULER under a workload, print the verdict.
@@ -61,7 +67,7 @@ def run(
         scheduler=sched, kernel=kernel, topology=topo, duration_s=duration,
         workload=Workload(workload), workers=workers, extra_sched_args=extra_args,
         flag_profile=profile, accel=AccelRequest(accel), memory_mb=memory_mb, keep=keep,
-        declaration_modules=app.declaration_modules,
+        declaration_modules=app.declaration_modules, include_files=includes,
     )
     result = run_scheduler(request, progress=_progress)
     if as_json:

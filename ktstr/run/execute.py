@@ -96,7 +96,8 @@ def run_scheduler(request: RunRequest, progress: Progress = _noop) -> RunResult:
     run_dir = request.run_dir or make_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = base_spec(scheduler=sched, scheduler_binary=binary,
-                     tools=WORKLOAD_BINARIES.get(request.workload, ()))
+                     tools=WORKLOAD_BINARIES.get(request.workload, ()),
+                     include_files=request.include_files)
     files = run_files(
         mode="run", scheduler=sched, sched_args=request.sched_args,
         workload=request.workload.value, workers=request.worker_count,

@@ -10,6 +10,7 @@ from pathlib import Path
 from ktstr.declare.scheduler import INCLUDE_DIR, Scheduler
 from ktstr.errors import UserError
 from ktstr.image import builder
+from ktstr.image.elf import is_elf
 from ktstr.image.templates import render
 from ktstr.run.params import sched_guest_path
 
@@ -37,15 +38,20 @@ def base_spec(
     tools: Sequence[str] = (),
     include_files: Sequence[Path] = (),
 ) -> builder.ImageSpec:
-    """The cacheable part: busybox, init, scheduler binary, workload tools, includes."""
+    """The cacheable part: busybox, init, scheduler binary, workload tools, includes.
+
+    ELF executables (the scheduler, ``include_files`` that are executables) come with
+    their shared-library closure; scripts and data files are copied as they are.
+    Included executables land in ``/usr/bin``, other files in ``/include-files``.
+    """
     binaries: dict[str, Path] = {}
+    files: dict[str, Path] = {}
     guest = sched_guest_path(scheduler)
     if scheduler_binary is not None and guest is not None:
-        binaries[guest] = scheduler_binary
+        (binaries if is_elf(scheduler_binary) else files)[guest] = scheduler_binary
     for tool in tools:
         path = find_tool(tool)
         binaries[f"/usr/bin/{tool}"] = path
-    files: dict[str, Path] = {}
     if scheduler.config_file:
         cfg = Path(scheduler.config_file).expanduser()
         if not cfg.is_file():
@@ -57,7 +63,10 @@ def base_spec(
     for inc in include_files:
         if not inc.is_file():
             raise UserError(f"include file {str(inc)!r} does not exist")
-        files[f"{INCLUDE_DIR}/{inc.name}"] = inc
+        if os.access(inc, os.X_OK):
+            (binaries if is_elf(inc) else files)[f"/usr/bin/{inc.name}"] = inc
+        else:
+            files[f"{INCLUDE_DIR}/{inc.name}"] = inc
     return builder.ImageSpec(init=init_script(), binaries=binaries, files=files)
 
 

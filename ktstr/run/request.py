@@ -44,6 +44,7 @@ class RunRequest(Frozen):
     attach_timeout_s: float = Field(10.0, gt=0)
     stop_timeout_s: float = Field(5.0, gt=0)
     run_dir: Path | None = None
+    include_files: tuple[Path, ...] = ()
     declaration_modules: tuple[str, ...] = ()
 
     @property
@@ -76,6 +77,8 @@ class RunRequest(Frozen):
             argv += ["--workers", str(self.workers)]
         for a in self.extra_sched_args:
             argv += [f"--extra-sched-arg={a}"]
+        for inc in self.include_files:
+            argv += ["--include", str(inc)]
         if self.accel is not AccelRequest.AUTO:
             argv += ["--accel", self.accel.value]
         return shlex.join(argv)
