@@ -90,7 +90,7 @@ def test_priority_update_rules(service: ServiceThread) -> None:
         plan = a.submit_plan(plan_doc())
         assert a.update_plan(plan.id, 4).priority == 4
         a.cancel_plan(plan.id)
-        with pytest.raises(RequestRejected, match="HTTP 409: plan .* is cancelled; changing "
+        with pytest.raises(RequestRejected, match=r"HTTP 409: plan .* is cancelled; changing "
                                                   "its priority needs it to be queued or "
                                                   "running"):
             a.update_plan(plan.id, 5)
@@ -117,7 +117,7 @@ def test_cancel_queued_vs_running(service: ServiceThread) -> None:
         done = a.plan(plan.id)
         assert done.state is PlanState.CANCELLED and done.completed_at is not None
         assert done.completed_jobs == 3 and done.outcomes == {Outcome.PASS: 1}
-        with pytest.raises(RequestRejected, match="HTTP 409: plan .* is cancelled; moving to "
+        with pytest.raises(RequestRejected, match=r"HTTP 409: plan .* is cancelled; moving to "
                                                   "cancelled needs it to be one of: queued, "
                                                   "running"):
             a.cancel_plan(plan.id)
@@ -125,17 +125,17 @@ def test_cancel_queued_vs_running(service: ServiceThread) -> None:
 
 def test_worker_handshake(service: ServiceThread) -> None:
     with admin(service) as a:
-        with pytest.raises(RequestRejected, match="HTTP 409: worker protocol 99"):
+        with pytest.raises(RequestRejected, match=r"HTTP 409: worker protocol 99"):
             a.call("POST", "/workers/register", json={
                 "name": "demo-01", "sutclass": "demo", "version": "9", "protocol": 99})
-        with pytest.raises(RequestRejected, match="has no SUT 'demo-99'; its SUTs: demo-01"):
+        with pytest.raises(RequestRejected, match=r"has no SUT 'demo-99'; its SUTs: demo-01"):
             a.register("demo-99", "demo", "0.1.0")
         with pytest.raises(RequestRejected, match="unknown SUT class 'nope'"):
             a.register("demo-01", "nope", "0.1.0")
         w = FakeWorker(a, "demo-01")
         again = a.register("demo-01", "demo", "0.1.0")
         assert again.session == w.session.session + 1
-        with pytest.raises(RequestRejected, match="session .* was replaced"):
+        with pytest.raises(RequestRejected, match=r"session .* was replaced"):
             w.claim()
 
 
@@ -145,11 +145,11 @@ def test_claim_is_exclusive_and_one_job_per_worker(service: ServiceThread) -> No
         w1, w2 = FakeWorker(a, "demo-01"), FakeWorker(a, "demo-02")
         j1, j2 = w1.claim(), w2.claim()
         assert j1 and j2 and j1.job_id != j2.job_id
-        with pytest.raises(RequestRejected, match="HTTP 409: job .* is not held by worker "
+        with pytest.raises(RequestRejected, match=r"HTTP 409: job .* is not held by worker "
                                                   "'demo-02'"):
             w2.finish(j1)
         w2.run(j2)
-        with pytest.raises(RequestRejected, match="HTTP 409: job .* is completed; moving to "
+        with pytest.raises(RequestRejected, match=r"HTTP 409: job .* is completed; moving to "
                                                   "completed needs"):
             w2.finish(j2)
 
