@@ -6,7 +6,7 @@ STRESS_NG = declare_payload(
     name="stress-ng",
     kind=PayloadKind.binary("stress-ng"),
     output=OutputFormat.STRESS_NG_YAML,
-    default_args=["--metrics-brief"],
+    default_args=["--metrics-brief", "--yaml", "/tmp/ktstr-payload.yaml"],
     default_checks=[MetricCheck.exit_code_eq(0)],
     metrics=[
         MetricHint(

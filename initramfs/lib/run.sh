@@ -8,7 +8,11 @@ run_scenario() {
   fi
   start_workload
   _ok=0
-  run_for "$KTSTR_DURATION_S" || _ok=1
+  if [ "$KTSTR_WORKLOAD" = payload ]; then
+    run_payload_to_end || _ok=1
+  else
+    run_for "$KTSTR_DURATION_S" || _ok=1
+  fi
   stop_workload
   stop_scheduler
   report_scheduler

@@ -26,6 +26,12 @@ def _progress(msg: str) -> None:
               default="spin", show_default=True,
               help="Default workload: N CPU-bound workers (spin, stress-ng --cpu N) or "
               "hackbench in a loop.")
+@click.option("-p", "--payload", "payload_name", default=None, metavar="NAME",
+              help="Run a declared payload (see `ktstr list payloads`) to completion instead "
+              "of the default workload; its checks decide the verdict too.")
+@click.option("--payload-arg", "payload_args", multiple=True, metavar="ARG",
+              help="Argument for the payload, after its default arguments (repeatable; "
+              "--payload-arg=--cpu for dashes).")
 @click.option("--workers", type=int, default=None,
               help="Workload workers (default: one per vCPU).")
 @click.option("--extra-sched-arg", "extra_args", multiple=True, metavar="ARG",
@@ -44,7 +50,8 @@ def _progress(msg: str) -> None:
 @pass_app
 def run(
     app: App, kernel: str | None, scheduler_name: str, topology: str | None,
-    preset_name: str | None, duration: float, workload: str, workers: int | None,
+    preset_name: str | None, duration: float, workload: str, payload_name: str | None,
+    payload_args: tuple[str, ...], workers: int | None,
     extra_args: tuple[str, ...], flag_profile: str | None, includes: tuple[Path, ...],
     accel: str,
     memory_mb: int | None, keep: bool, as_json: bool,
@@ -68,6 +75,8 @@ def run(
         workload=Workload(workload), workers=workers, extra_sched_args=extra_args,
         flag_profile=profile, accel=AccelRequest(accel), memory_mb=memory_mb, keep=keep,
         declaration_modules=app.declaration_modules, include_files=includes,
+        payload=app.registry.payload(payload_name) if payload_name else None,
+        payload_args=payload_args,
     )
     result = run_scheduler(request, progress=_progress)
     if as_json:

@@ -11,7 +11,9 @@ from ktstr.errors import UserError
 from ktstr.kernel.cache import CachedKernel
 from ktstr.kernel.resolve import resolve_kernel
 from ktstr.results.judge import judge_scheduler, timeline
+from ktstr.results.metrics import evaluate, parse_metrics
 from ktstr.results.model import (
+    CheckOutcome,
     KernelFacts,
     RunResult,
     SchedOutcome,
@@ -70,6 +72,16 @@ def select_accel(request: RunRequest, kernel: CachedKernel) -> AccelChoice:
     return choose_accel(request.accel, qemu, boot_probe=lambda: kvm_boot_probe(kernel))
 
 
+def payload_argv(request: RunRequest) -> list[str] | None:
+    """The payload's guest command line: its executable, default args, the test's args."""
+    p = request.payload
+    if p is None:
+        return None
+    exe = p.executable or p.name
+    guest = exe if exe.startswith("/") else f"/usr/bin/{exe.rsplit('/', 1)[-1]}"
+    return [guest, *p.args_with(request.payload_args)]
+
+
 def run_scheduler(request: RunRequest, progress: Progress = _noop) -> RunResult:
     """Boot, start the scheduler, prove it attached, run the workload, judge."""
     t0 = time.monotonic()
@@ -80,7 +92,8 @@ def run_scheduler(request: RunRequest, progress: Progress = _noop) -> RunResult:
     label = kernel.version
     base = {
         "scheduler": sched.name, "kernel": facts, "topology_requested": request.topology.label,
-        "workload": request.workload.value, "duration_s": request.duration_s,
+        "workload": (f"payload {request.payload.name}" if request.payload
+                     else request.workload.value), "duration_s": request.duration_s,
         "sched_args": request.sched_args, "reproducer": request.reproducer(label),
     }
     if sched.binary.has_active_scheduling and not kernel.sched_ext:
@@ -97,16 +110,19 @@ def run_scheduler(request: RunRequest, progress: Progress = _noop) -> RunResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = base_spec(scheduler=sched, scheduler_binary=binary,
                      tools=WORKLOAD_BINARIES.get(request.workload, ()),
-                     include_files=request.include_files)
+                     include_files=request.include_files, payload=request.payload)
     files = run_files(
         mode="run", scheduler=sched, sched_args=request.sched_args,
-        workload=request.workload.value, workers=request.worker_count,
+        workload=request.effective_workload.value, workers=request.worker_count,
         duration_s=request.duration_s, attach_timeout_s=request.attach_timeout_s,
         stop_timeout_s=request.stop_timeout_s, inline_config=request.inline_config,
+        payload_argv=payload_argv(request), payload_timeout_s=request.duration_s + 60,
     )
     progress("building initramfs")
     initrd = make_initrd(spec, files, run_dir)
     work_s = request.attach_timeout_s + request.duration_s + 2 * request.stop_timeout_s + 30
+    if request.payload is not None:
+        work_s += 60
     cmdline = kernel_cmdline(user_kargs=sched.kargs)
     progress(f"booting {kernel.release or kernel.version} with {request.topology.label} "
              f"({request.topology.total_cpus} vCPUs)")
@@ -162,6 +178,14 @@ def judge_run(
         verdict = Verdict.ERROR
         reasons.append("topology mismatch: " + "; ".join(diff[:5]))
     stats = workload_stats(outcome.events, outcome.blobs)
+    checks: list[CheckOutcome] = []
+    if request.payload is not None:
+        checks, pstats = payload_results(request, outcome)
+        stats["payload"] = pstats
+        failed = [c for c in checks if not c.passed]
+        if failed and verdict is Verdict.PASS:
+            verdict = Verdict.FAIL
+        reasons.extend(f"{c.name} failed: {c.detail}" for c in failed)
     if verdict is Verdict.PASS and stats.get("workload_status", 0) not in (0, None):
         verdict = Verdict.FAIL
         reasons.append(f"workload {request.workload.value} exited with status "
@@ -183,5 +207,28 @@ def judge_run(
         kernel_sched_ext_log=dmesg[-8000:], ejection_reason=judgement.ejection_reason,
         debug_dump=judgement.debug_dump, panic_text=outcome.panic_text,
         console_tail=outcome.console_tail, console_path=outcome.console_path, stats=stats,
+        checks=checks,
         **base,
     )
+
+
+def payload_results(request: RunRequest, outcome: BootOutcome) -> tuple[list[CheckOutcome],
+                                                                        dict[str, object]]:
+    """Metrics and check outcomes of the run's payload."""
+    p = request.payload
+    assert p is not None
+    exit_code: int | None = None
+    for e in outcome.events:
+        if e.name == "payload_exit":
+            exit_code = int(e.fields.get("status", "-1"))
+    stdout = outcome.blobs.get("payload_stdout", "")
+    metrics = parse_metrics(p.output, stdout, outcome.blobs)
+    checks = evaluate(p.checks_with(request.payload_checks), metrics, exit_code)
+    if exit_code is None:
+        checks.append(CheckOutcome(name="payload: ran", passed=False,
+                                   detail="the payload never reported its exit"))
+    return checks, {
+        "name": p.name, "exit_code": exit_code, "metrics": metrics,
+        "stdout_tail": "\n".join(stdout.splitlines()[-30:]),
+        "stderr_tail": "\n".join(outcome.blobs.get("payload_stderr", "").splitlines()[-30:]),
+    }

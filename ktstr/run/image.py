@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from ktstr.declare.payload import Payload
 from ktstr.declare.scheduler import INCLUDE_DIR, Scheduler
 from ktstr.errors import UserError
 from ktstr.image import builder
@@ -25,8 +26,8 @@ def find_tool(name: str) -> Path:
     found = shutil.which(name)
     if not found:
         raise UserError(
-            f"workload binary {name!r} not found on the host PATH: run scripts/setup.sh "
-            "(installs stress-ng and rt-tests)"
+            f"workload binary {name!r} not found on the host PATH: install it, or run "
+            "scripts/setup.sh (installs stress-ng and rt-tests)"
         )
     return Path(found)
 
@@ -37,6 +38,7 @@ def base_spec(
     scheduler_binary: Path | None,
     tools: Sequence[str] = (),
     include_files: Sequence[Path] = (),
+    payload: Payload | None = None,
 ) -> builder.ImageSpec:
     """The cacheable part: busybox, init, scheduler binary, workload tools, includes.
 
@@ -60,6 +62,16 @@ def base_spec(
                 "exist (paths are relative to the current directory)"
             )
         files[f"{INCLUDE_DIR}/{os.path.basename(scheduler.config_file)}"] = cfg
+    if payload is not None:
+        exe = payload.executable or payload.name
+        host = Path(exe) if exe.startswith("/") else find_tool(exe)
+        (binaries if is_elf(host) else files)[f"/usr/bin/{host.name}"] = host
+        for inc_name in payload.include_files:
+            inc_path = Path(inc_name).expanduser()
+            if not inc_path.is_file():
+                raise UserError(f"payload {payload.name!r}: include file {inc_name!r} does "
+                                "not exist")
+            files[f"{INCLUDE_DIR}/{inc_path.name}"] = inc_path
     for inc in include_files:
         if not inc.is_file():
             raise UserError(f"include file {str(inc)!r} does not exist")

@@ -55,6 +55,8 @@ def run_files(
     stop_timeout_s: float,
     inline_config: str | None = None,
     report_topology: bool = True,
+    payload_argv: Sequence[str] | None = None,
+    payload_timeout_s: float = 0,
 ) -> dict[str, bytes]:
     """Guest path -> content for the run segment."""
     params: dict[str, str | int | float] = {
@@ -68,6 +70,7 @@ def run_files(
         "KTSTR_WORKLOAD": workload,
         "KTSTR_WORKERS": workers,
         "KTSTR_DURATION_S": max(1, round(duration_s)),
+        "KTSTR_PAYLOAD_TIMEOUT_S": max(1, round(payload_timeout_s)),
     }
     files: dict[str, bytes] = {
         "/ktstr/params.sh": params_sh(params).encode(),
@@ -77,6 +80,8 @@ def run_files(
     if scheduler.binary.kind is SpecKind.KERNEL_BUILTIN:
         files["/ktstr/enable.sh"] = ("\n".join(scheduler.binary.enable) + "\n").encode()
         files["/ktstr/disable.sh"] = ("\n".join(scheduler.binary.disable) + "\n").encode()
+    if payload_argv is not None:
+        files["/ktstr/payload.sh"] = f"exec {shlex.join(payload_argv)}\n".encode()
     if inline_config is not None and scheduler.config_file_def is not None:
         files[scheduler.config_file_def.guest_path] = inline_config.encode()
     return files

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ktstr.declare.base import Frozen
 from ktstr.declare.flags import FlagProfile
+from ktstr.declare.payload import MetricCheck, Payload
 from ktstr.declare.scheduler import Scheduler
 from ktstr.declare.topology import Topology
 from ktstr.vm.host import AccelRequest
@@ -20,6 +21,7 @@ class Workload(enum.StrEnum):
     STRESS_NG = "stress-ng"  # stress-ng --cpu N (Debian stress-ng)
     HACKBENCH = "hackbench"  # hackbench in a loop (Debian rt-tests)
     NONE = "none"
+    PAYLOAD = "payload"  # RunRequest.payload, run to completion
 
 
 WORKLOAD_BINARIES: dict[Workload, tuple[str, ...]] = {
@@ -45,11 +47,18 @@ class RunRequest(Frozen):
     stop_timeout_s: float = Field(5.0, gt=0)
     run_dir: Path | None = None
     include_files: tuple[Path, ...] = ()
+    payload: Payload | None = None
+    payload_args: tuple[str, ...] = ()
+    payload_checks: tuple[MetricCheck, ...] = ()
     declaration_modules: tuple[str, ...] = ()
 
     @property
     def worker_count(self) -> int:
         return self.workers if self.workers is not None else self.topology.total_cpus
+
+    @property
+    def effective_workload(self) -> Workload:
+        return Workload.PAYLOAD if self.payload is not None else self.workload
 
     @property
     def sched_args(self) -> list[str]:
@@ -77,6 +86,9 @@ class RunRequest(Frozen):
             argv += ["--workers", str(self.workers)]
         for a in self.extra_sched_args:
             argv += [f"--extra-sched-arg={a}"]
+        if self.payload is not None:
+            argv += ["--payload", self.payload.name]
+            argv += [f"--payload-arg={a}" for a in self.payload_args]
         for inc in self.include_files:
             argv += ["--include", str(inc)]
         if self.accel is not AccelRequest.AUTO:

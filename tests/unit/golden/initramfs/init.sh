@@ -249,6 +249,10 @@ start_workload() {
         > /tmp/ktstr-workload.log 2>&1 &
       WL_PIDS=$!
       ;;
+    payload)
+      sh /ktstr/payload.sh > /tmp/ktstr-payload.out 2> /tmp/ktstr-payload.err < /dev/null &
+      WL_PIDS=$!
+      ;;
     none) ;;
   esac
   emit_event workload_started kind "$KTSTR_WORKLOAD" workers "$KTSTR_WORKERS" pids "$WL_PIDS"
@@ -264,7 +268,37 @@ run_for() {
   sched_check
 }
 
+# run_payload_to_end: wait (bounded) for the payload while checking the scheduler
+run_payload_to_end() {
+  _end=$(( $(cut -d. -f1 /proc/uptime) + KTSTR_PAYLOAD_TIMEOUT_S ))
+  while kill -0 "$WL_PIDS" 2>/dev/null; do
+    sched_check || return 1
+    if [ "$(cut -d. -f1 /proc/uptime)" -ge "$_end" ]; then
+      emit_event payload_timeout timeout_s "$KTSTR_PAYLOAD_TIMEOUT_S"
+      kill -KILL "$WL_PIDS" 2>/dev/null
+      break
+    fi
+    sleep 0.1
+  done
+  sched_check
+}
+
+stop_payload() {
+  kill -KILL "$WL_PIDS" 2>/dev/null
+  wait "$WL_PIDS"
+  _status=$?
+  emit_event payload_exit status "$_status"
+  emit_blob payload_stdout /tmp/ktstr-payload.out
+  emit_blob payload_stderr /tmp/ktstr-payload.err
+  [ -f /tmp/ktstr-payload.yaml ] && emit_blob payload_yaml /tmp/ktstr-payload.yaml
+  return 0
+}
+
 stop_workload() {
+  if [ "$KTSTR_WORKLOAD" = payload ]; then
+    stop_payload
+    return 0
+  fi
   _status=0
   for _p in $WL_PIDS; do
     if [ "$KTSTR_WORKLOAD" = stress-ng ]; then
@@ -295,7 +329,11 @@ run_scenario() {
   fi
   start_workload
   _ok=0
-  run_for "$KTSTR_DURATION_S" || _ok=1
+  if [ "$KTSTR_WORKLOAD" = payload ]; then
+    run_payload_to_end || _ok=1
+  else
+    run_for "$KTSTR_DURATION_S" || _ok=1
+  fi
   stop_workload
   stop_scheduler
   report_scheduler
