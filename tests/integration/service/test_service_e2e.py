@@ -67,12 +67,12 @@ def test_service_restart_loses_nothing(tmp_path: Path, db_url: str,
     port and database, every job completes exactly once."""
     with contextlib.ExitStack() as stack:
         svc, url = start_service(tmp_path, db_url, sutclasses_file)
-        stack.callback(lambda: svc.stop())
+        stack.callback(lambda: svc.stop())  # noqa: PLW0108 (svc is replaced below)
         token = admin_token(svc.output())
         port = int(url.rsplit(":", 1)[1])
         spool = tmp_path / "state-demo-01" / "results"
         w1 = start_worker(tmp_path, url, token, "demo-01", 1.5)
-        stack.callback(lambda: w1.stop())
+        stack.callback(lambda: w1.stop())  # noqa: PLW0108 (w1 is replaced below)
         stack.callback(start_worker(tmp_path, url, token, "demo-02", 1.5).stop)
         with ServiceClient(url, token) as c:
             wait_until(lambda: _workers_online(c, 2), 30, "two workers")
