@@ -117,3 +117,16 @@ def plan_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "ktstr plan"
     return schema
+
+
+def render_plan_schema() -> str:
+    """The text of docs/plan.schema.json (regenerate: ``python -m ktstr.service.plan``)."""
+    import json
+
+    return json.dumps(plan_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(render_plan_schema())
