@@ -129,3 +129,79 @@ class ServiceThread:
         self._thread.join(15)
         self._sock_cm.__exit__(None, None, None)
         self._db.close()
+
+
+class TemporaryPostgres:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (``initdb`` into a temporary directory,
+    run as the ``postgres`` user when we are root), stopped and removed on exit.
+    ``url(db)`` gives a ``postgresql://`` URL; ``create_database``/``drop_database``."""
+
+    def __init__(self, bin_dir: Path = Path("/usr/lib/postgresql/15/bin"),
+                 fast: bool = True) -> None:
+        self.bin_dir = bin_dir
+        self.fast = fast
+        self.port = 0
+
+    def _argv(self, tool: str, *args: str) -> list[str]:
+        argv = [str(self.bin_dir / tool), *args]
+        return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+    def __enter__(self) -> TemporaryPostgres:
+        import shutil
+        import socket
+        import subprocess
+        import tempfile
+
+        if not (self.bin_dir / "initdb").exists():
+            raise InfraError(f"PostgreSQL is not installed in {self.bin_dir}; run "
+                             "scripts/setup.sh")
+        self.root = Path(tempfile.mkdtemp(prefix="ktstr-pg-"))
+        self.root.chmod(0o755)
+        data, sock = self.root / "data", self.root / "sock"
+        sock.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(sock, "postgres")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {sock} "
+                "-c max_connections=400")
+        if self.fast:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        try:
+            subprocess.run(self._argv("initdb", "-D", str(data), "-A", "trust", "-U",
+                                      "postgres", "-E", "UTF8", "--no-sync"),
+                           check=True, capture_output=True)
+            subprocess.run(self._argv("pg_ctl", "-D", str(data), "-l",
+                                      str(self.root / "server.log"), "-w", "-t", "60",
+                                      "-o", opts, "start"), check=True, capture_output=True)
+        except subprocess.CalledProcessError as exc:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise InfraError(f"cannot start PostgreSQL: {exc.stderr.decode(errors='replace')}"
+                             ) from exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import shutil
+        import subprocess
+
+        subprocess.run(self._argv("pg_ctl", "-D", str(self.root / "data"), "-m", "fast",
+                                  "-w", "-t", "60", "stop"), capture_output=True, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(sql.encode())
+
+    def create_database(self, name: str) -> str:
+        self._admin(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -4,11 +4,6 @@ here, once per session and xdist worker, on 127.0.0.1), and the service over rea
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,9 +12,7 @@ from typing import Any
 import pytest
 
 from ktstr.service.settings import Settings
-from ktstr.testing import ServiceThread
-
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+from ktstr.testing import ServiceThread, TemporaryPostgres
 
 SUTCLASSES = """\
 - sutclass: demo
@@ -44,69 +37,22 @@ def write_sutclasses(path: Path, demo_suts: int = 4) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class PgServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def url(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-
-    def admin(self, sql: str) -> None:
-        import psycopg
-
-        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
-
-
-def _as_postgres(argv: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
-
-
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PgServer]:
-    """A throwaway PostgreSQL 15 cluster on 127.0.0.1, stopped at the end of the session."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL 15 is not installed ({PG_BIN}); run scripts/setup.sh")
-    root = Path(tempfile.mkdtemp(prefix="ktstr-pg-"))
-    root.chmod(0o755)
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sock, "postgres")
-    port = _free_port()
-    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust",
-                                 "-U", "postgres", "-E", "UTF8", "--no-sync"]),
-                   check=True, capture_output=True)
-    opts = (f"-c listen_addresses=127.0.0.1 -p {port} -k {sock} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400")
-    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l",
-                                 str(root / "server.log"), "-w", "-t", "60", "-o", opts,
-                                 "start"]), check=True, capture_output=True)
-    try:
-        yield PgServer(port)
-    finally:
-        subprocess.run(  # noqa: PLW1510 (best effort at teardown)
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w",
-                          "-t", "60", "stop"]), capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+def postgres_server() -> Iterator[TemporaryPostgres]:
+    """A throwaway PostgreSQL 15 on 127.0.0.1 per session (and xdist worker)."""
+    with TemporaryPostgres() as pg:
+        yield pg
 
 
 @pytest.fixture
-def pg_url(postgres_server: PgServer) -> Iterator[str]:
+def pg_url(postgres_server: TemporaryPostgres) -> Iterator[str]:
     """A fresh database for one test."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    postgres_server.admin(f"CREATE DATABASE {name}")
+    url = postgres_server.create_database(name)
     try:
-        yield postgres_server.url(name)
+        yield url
     finally:
-        postgres_server.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        postgres_server.drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.db)])
