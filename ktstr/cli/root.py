@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "preference": "ktstr.cli.preference:preference_group",
     "run": "ktstr.cli.run:run",
     "shell": "ktstr.cli.shell:shell",
+    "verifier": "ktstr.cli.verifier:verifier",
 }
 
 
