@@ -46,7 +46,27 @@ __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = [
+_LAZY = {
+    "ktstr_test": "ktstr.testkit.decorator",
+    "Ctx": "ktstr.testkit.context",
+    "RunResult": "ktstr.results.model",
+    "Verdict": "ktstr.results.model",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The test-facing names load on first use (they pull in pytest and the VM layer)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ktstr' has no attribute {name!r}")
+
+__all__ = [  # noqa: RUF022 - grouped: declarations, then lazily loaded test API
+    "Ctx",
+    "RunResult",
+    "Verdict",
+    "ktstr_test",
     "DEFAULT_TOPOLOGY",
     "EEVDF",
     "NO_OVERRIDES",

@@ -7,18 +7,13 @@ reused across runs; everything else stays isolated per test.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-_REAL_CACHE = Path(
-    os.environ.get("KTSTR_CACHE_DIR")
-    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ktstr"
-)
+from tests.realcache import use_real_cache
 
 
 @pytest.fixture(autouse=True)
 def _real_cache(_isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("KTSTR_CACHE_DIR", str(_REAL_CACHE))
-    return _REAL_CACHE
+    return use_real_cache(monkeypatch)
