@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "preference": "ktstr.cli.preference:preference_group",
     "run": "ktstr.cli.run:run",
     "shell": "ktstr.cli.shell:shell",
+    "test": "ktstr.cli.testcmd:test",
+    "gauntlet": "ktstr.cli.testcmd:gauntlet",
     "verifier": "ktstr.cli.verifier:verifier",
 }
 
