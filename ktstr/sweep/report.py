@@ -21,6 +21,9 @@ from ktstr.sweep.guestout import ProgVerdict
 from ktstr.sweep.runner import CellResult, Outcome
 from ktstr.sweep.verifier import VerifierDetail
 
+#: terminal width the program tables wrap at (the kernel column repeats)
+TABLE_WIDTH = 100
+
 
 def details(results: Sequence[CellResult]) -> list[tuple[CellResult, VerifierDetail]]:
     return [(r, VerifierDetail.model_validate(r.detail)) for r in results
@@ -53,6 +56,21 @@ def span(values: Sequence[int]) -> str:
     return f"{lo}" if lo == hi else f"{lo}..{hi}"
 
 
+def column_groups(widths: Sequence[int], *, first: int, limit: int = TABLE_WIDTH
+                  ) -> list[list[int]]:
+    """Split columns (by index) into tables no wider than ``limit``, each repeating the
+    first column of width ``first``; a column wider than the limit gets its own table."""
+    groups: list[list[int]] = [[]]
+    used = first
+    for i, w in enumerate(widths):
+        if groups[-1] and used + 2 + w > limit:
+            groups.append([])
+            used = first
+        groups[-1].append(i)
+        used += 2 + w
+    return groups
+
+
 def program_table(results: Sequence[CellResult], scheduler: str) -> str:
     cells = [(r, d) for r, d in details(results) if d.scheduler == scheduler]
     if not cells:
@@ -76,13 +94,18 @@ def program_table(results: Sequence[CellResult], scheduler: str) -> str:
         if not progs:
             row.append("(no programs)")
         rows.append(row)
-    headers = ["kernel", *(n.removeprefix(prefix) for n in progs)] if progs else \
-        ["kernel", "programs"]
+    short = [n.removeprefix(prefix) for n in progs] or ["programs"]
     title = f"{scheduler}: verified instructions per program" + (
         f" (columns without the '{prefix}' prefix)" if prefix else "")
-    legend = "cell = verified_insns (lo..hi across topologies); FAIL = failed verification; " \
-             "! = over 75% of the 1,000,000-instruction limit"
-    return f"{title}\n{table(headers, rows)}\n{legend}"
+    legend = ("cell = verified_insns (lo..hi across topologies); FAIL = failed verification; "
+              "! = over 75% of the 1,000,000-instruction limit")
+    widths = [max(len(short[i]), *(len(str(r[1 + i])) for r in rows))
+              for i in range(len(short))]
+    groups = column_groups(widths, first=max(len("kernel"), *(len(k) for k in kernels)))
+    tables = [table(["kernel", *(short[i] for i in group)],
+                    [[row[0], *(row[1 + i] for i in group)] for row in rows])
+              for group in groups]
+    return "\n".join([title, "\n\n".join(tables), legend])
 
 
 def pass_grid(results: Sequence[CellResult], scheduler: str) -> str:
@@ -113,7 +136,9 @@ def failures(results: Sequence[CellResult]) -> str:
         if r.detail:
             d = VerifierDetail.model_validate(r.detail)
             if d.failed_programs:
-                out.append(f"        programs: {', '.join(d.failed_programs)}")
+                more = len(d.failed_programs) - 8
+                out.append(f"        programs: {', '.join(d.failed_programs[:8])}"
+                           + (f" and {more} more" if more > 0 else ""))
             if d.log_dir:
                 out.append(f"        logs: {d.log_dir}")
             if d.reproducer:

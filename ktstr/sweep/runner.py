@@ -175,6 +175,14 @@ def cell_cost(cell: SweepCell, budget: int) -> int:
     return max(1, min(cell.cost, budget))
 
 
+def can_start(used: int, cost: int, running: int, budget: int, max_parallel: int) -> bool:
+    """Whether a cell of ``cost`` may start now: under the parallelism cap, and inside
+    the budget unless nothing is running (a cell is never starved by its size)."""
+    if running >= max_parallel:
+        return False
+    return running == 0 or used + cost <= budget
+
+
 def error_result(cell: SweepCell, kind: str, exc: BaseException, started: float,
                  started_at: dt.datetime) -> CellResult:
     """An exception that escaped a cell: an ERROR cell naming it (the sweep goes on)."""
@@ -242,8 +250,8 @@ class Sweep(Generic[C]):
         with ThreadPoolExecutor(max_workers=self.max_parallel,
                                 thread_name_prefix=f"ktstr-{self.kind}") as pool:
             while todo or running:
-                while todo and len(running) < self.max_parallel and (
-                        not running or used + cell_cost(todo[0], self.budget) <= self.budget):
+                while todo and can_start(used, cell_cost(todo[0], self.budget), len(running),
+                                         self.budget, self.max_parallel):
                     cell = todo.pop(0)
                     used += cell_cost(cell, self.budget)
                     running[pool.submit(self._run_one, cell)] = cell

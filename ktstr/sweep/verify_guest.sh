@@ -58,7 +58,8 @@ if kill -0 "$pid" 2>/dev/null; then
   kill -KILL "$pid" 2>/dev/null
 fi
 wait "$pid"
-section sched_rc; echo $?
+rc=$?
+section sched_rc; echo "$rc"
 section sched_log; tail -c 65536 /tmp/sched.log
 
 # the full verifier log only when something failed (it can be large)
