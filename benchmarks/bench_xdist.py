@@ -21,13 +21,10 @@ from pathlib import Path
 from _docs import machine_line, replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
+HEADER = "from ktstr import ktstr_test\n"
 TEST = '''
-import pytest
-from ktstr import ktstr_test
-
-@pytest.mark.parametrize("i", range({n}))
 @ktstr_test(numa_nodes=1, llcs=1, cores=1, threads=1, duration_s=3)
-def test_one_vcpu(ctx):
+def test_one_vcpu_{i}(ctx):
     assert ctx.run().passed
 '''
 
@@ -51,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ktstr-xdist-"))
     path = work / "test_xdist_bench.py"
-    path.write_text(TEST.replace("{n}", str(args.tests)))
+    path.write_text(HEADER + "".join(TEST.replace("{i}", str(i)) for i in range(args.tests)))
     serial, parallel = [], []
     for r in range(args.rounds):
         serial.append(run(path, 0, args.kernel))
