@@ -6,8 +6,17 @@ run_scenario() {
     report_scheduler
     return 1
   fi
-  start_workload
   _ok=0
+  if [ -f /ktstr/scenario.sh ]; then
+    # a declared scenario (ktstr.scenario, lib/scenario.sh) replaces the default workload
+    . /ktstr/scenario.sh
+    scenario_main || _ok=1
+    scn_finish
+    stop_scheduler
+    report_scheduler
+    return $_ok
+  fi
+  start_workload
   if [ "$KTSTR_WORKLOAD" = payload ]; then
     run_payload_to_end || _ok=1
   else

@@ -27,8 +27,9 @@ from ktstr.run.params import run_files
 from ktstr.run.request import WORKLOAD_BINARIES, RunRequest
 from ktstr.run.rundir import finish_run_dir, make_run_dir
 from ktstr.run.stats import workload_stats
+from ktstr.scenario import runner as scenario_runner
 from ktstr.vm.argv import TcgThreading, kernel_cmdline
-from ktstr.vm.host import AccelChoice, choose_accel, find_qemu
+from ktstr.vm.host import AccelChoice, choose_accel, find_qemu, timeout_scale
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ def run_scheduler(request: RunRequest, progress: Progress = _noop) -> RunResult:
     base = {
         "scheduler": sched.name, "kernel": facts, "topology_requested": request.topology.label,
         "workload": (f"payload {request.payload.name}" if request.payload
+                     else f"scenario {request.scenario.name}" if request.scenario
                      else request.workload.value), "duration_s": request.duration_s,
         "sched_args": request.sched_args, "reproducer": request.reproducer(label),
     }
@@ -108,20 +110,26 @@ def run_scheduler(request: RunRequest, progress: Progress = _noop) -> RunResult:
     progress(f"accelerator: {accel.describe()}")
     run_dir = request.run_dir or make_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
+    scenario_files = scenario_runner.segment_files(request)  # validates the scenario
     spec = base_spec(scheduler=sched, scheduler_binary=binary,
-                     tools=WORKLOAD_BINARIES.get(request.workload, ()),
-                     include_files=request.include_files, payload=request.payload)
+                     tools=(*WORKLOAD_BINARIES.get(request.workload, ()),
+                            *(request.scenario.executables() if request.scenario else ())),
+                     include_files=request.include_files, payload=request.payload,
+                     extra_binaries=scenario_runner.image_binaries(request))
     files = run_files(
         mode="run", scheduler=sched, sched_args=request.sched_args,
         workload=request.effective_workload.value, workers=request.worker_count,
         duration_s=request.duration_s, attach_timeout_s=request.attach_timeout_s,
         stop_timeout_s=request.stop_timeout_s, inline_config=request.inline_config,
         payload_argv=payload_argv(request), payload_timeout_s=request.duration_s + 60,
+        scenario_files=scenario_files,
     )
     progress("building initramfs")
     initrd = make_initrd(spec, files, run_dir)
     work_s = request.attach_timeout_s + request.duration_s + 2 * request.stop_timeout_s + 30
     if request.payload is not None:
+        work_s += 60
+    if request.scenario is not None:  # worker start/stop and payload waits
         work_s += 60
     cmdline = kernel_cmdline(user_kargs=sched.kargs)
     progress(f"booting {kernel.release or kernel.version} with {request.topology.label} "
@@ -186,6 +194,15 @@ def judge_run(
         if failed and verdict is Verdict.PASS:
             verdict = Verdict.FAIL
         reasons.extend(f"{c.name} failed: {c.detail}" for c in failed)
+    if request.scenario is not None:
+        schecks, stats["scenario"] = scenario_runner.scenario_results(
+            request, outcome.events, outcome.blobs,
+            gap_scale=timeout_scale(accel.accel, request.topology))
+        checks = [*checks, *schecks]
+        sfailed = [c for c in schecks if not c.passed]
+        if sfailed and verdict is Verdict.PASS:
+            verdict = Verdict.FAIL
+        reasons.extend(f"{c.name} failed: {c.detail}" for c in sfailed)
     if verdict is Verdict.PASS and stats.get("workload_status", 0) not in (0, None):
         verdict = Verdict.FAIL
         reasons.append(f"workload {request.workload.value} exited with status "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ktstr.declare.payload import Payload
@@ -39,12 +39,15 @@ def base_spec(
     tools: Sequence[str] = (),
     include_files: Sequence[Path] = (),
     payload: Payload | None = None,
+    extra_binaries: Mapping[str, Path] | None = None,
 ) -> builder.ImageSpec:
     """The cacheable part: busybox, init, scheduler binary, workload tools, includes.
 
     ELF executables (the scheduler, ``include_files`` that are executables) come with
     their shared-library closure; scripts and data files are copied as they are.
     Included executables land in ``/usr/bin``, other files in ``/include-files``.
+    ``extra_binaries`` (guest path -> host file) are added as they are (e.g. the
+    scenario worker, a static binary).
     """
     binaries: dict[str, Path] = {}
     files: dict[str, Path] = {}
@@ -79,6 +82,8 @@ def base_spec(
             (binaries if is_elf(inc) else files)[f"/usr/bin/{inc.name}"] = inc
         else:
             files[f"{INCLUDE_DIR}/{inc.name}"] = inc
+    if extra_binaries:
+        binaries.update(extra_binaries)
     return builder.ImageSpec(init=init_script(), binaries=binaries, files=files)
 
 

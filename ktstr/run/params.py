@@ -57,6 +57,7 @@ def run_files(
     report_topology: bool = True,
     payload_argv: Sequence[str] | None = None,
     payload_timeout_s: float = 0,
+    scenario_files: Mapping[str, bytes] | None = None,
 ) -> dict[str, bytes]:
     """Guest path -> content for the run segment."""
     params: dict[str, str | int | float] = {
@@ -84,6 +85,8 @@ def run_files(
         files["/ktstr/payload.sh"] = f"exec {shlex.join(payload_argv)}\n".encode()
     if inline_config is not None and scheduler.config_file_def is not None:
         files[scheduler.config_file_def.guest_path] = inline_config.encode()
+    if scenario_files:
+        files.update(scenario_files)
     return files
 
 

@@ -9,10 +9,12 @@ from pathlib import Path
 from pydantic import Field
 
 from ktstr.declare.base import Frozen
+from ktstr.declare.checks import Assert
 from ktstr.declare.flags import FlagProfile
 from ktstr.declare.payload import MetricCheck, Payload
 from ktstr.declare.scheduler import Scheduler
 from ktstr.declare.topology import Topology
+from ktstr.scenario.scenario import Scenario
 from ktstr.vm.host import AccelRequest
 
 
@@ -51,6 +53,10 @@ class RunRequest(Frozen):
     payload_args: tuple[str, ...] = ()
     payload_checks: tuple[MetricCheck, ...] = ()
     declaration_modules: tuple[str, ...] = ()
+    #: cgroups and workers instead of the default workload (ktstr.scenario)
+    scenario: Scenario | None = None
+    #: this run's check thresholds, over the scheduler's (Assert.chain)
+    checks: Assert | None = None
 
     @property
     def worker_count(self) -> int:
@@ -86,6 +92,8 @@ class RunRequest(Frozen):
             argv += ["--workers", str(self.workers)]
         for a in self.extra_sched_args:
             argv += [f"--extra-sched-arg={a}"]
+        if self.scenario is not None:
+            argv += ["--scenario", self.scenario.name]
         if self.payload is not None:
             argv += ["--payload", self.payload.name]
             argv += [f"--payload-arg={a}" for a in self.payload_args]

@@ -1,0 +1,34 @@
+"""Declarative scenarios: cgroups of workers, cpusets, steps, and the checks on them.
+
+A ``Scenario`` is either ``CgroupDef``s held for the run's duration or a list of
+``Step``s (operations, then a hold). ``plan_scenario`` checks it against a topology and
+turns it into guest commands; the guest runs real worker processes (``ktstr-worker``)
+that report kernel counters, and ``ktstr.results.checks`` judges them.
+See docs/scenarios.md.
+"""
+
+from ktstr.scenario.canned import CANNED, canned_scenario
+from ktstr.scenario.cgroup import CgroupDef, SchedPolicy, WorkType
+from ktstr.scenario.cpuset import CpusetSpec, cpulist, resolve_cpus
+from ktstr.scenario.plan import ScenarioPlan, plan_scenario
+from ktstr.scenario.reports import WorkerReport
+from ktstr.scenario.scenario import Scenario
+from ktstr.scenario.steps import Hold, Op, Step
+
+__all__ = [
+    "CANNED",
+    "CgroupDef",
+    "CpusetSpec",
+    "Hold",
+    "Op",
+    "Scenario",
+    "ScenarioPlan",
+    "SchedPolicy",
+    "Step",
+    "WorkType",
+    "WorkerReport",
+    "canned_scenario",
+    "cpulist",
+    "plan_scenario",
+    "resolve_cpus",
+]

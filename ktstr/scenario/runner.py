@@ -1,0 +1,174 @@
+"""Glue between a ``RunRequest`` with a scenario and the run layer: what goes into the
+image and the run segment, and what the guest's reports mean (checks and stats).
+
+``run_defs(request, defs_or_steps)`` is the entry point for callers that hold a base
+``RunRequest`` (the pytest plugin's ``ctx.run``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ktstr.declare.checks import Assert
+from ktstr.guest.protocol import Event
+from ktstr.results.checks import by_cgroup, run_checks
+from ktstr.results.model import CheckOutcome
+from ktstr.scenario.cgroup import CgroupDef
+from ktstr.scenario.cpuset import cpulist
+from ktstr.scenario.plan import DEFAULT_ROOT, DEFAULT_WORKERS, ScenarioPlan, plan_scenario
+from ktstr.scenario.render import GUEST_SCRIPT, render_scenario
+from ktstr.scenario.reports import WorkerReport, parse_spawned, parse_worker_reports
+from ktstr.scenario.scenario import Scenario
+from ktstr.scenario.steps import Step
+
+if TYPE_CHECKING:
+    from ktstr.results.model import RunResult
+    from ktstr.run.request import RunRequest
+
+OPS_CHECK = "scenario ops"
+
+
+def plan_for(request: RunRequest) -> ScenarioPlan:
+    """The request's scenario planned on its topology (pure)."""
+    assert request.scenario is not None
+    sched = request.scheduler
+    return plan_scenario(
+        request.scenario, request.topology, duration_s=request.duration_s,
+        default_workers=request.workers if request.workers is not None else DEFAULT_WORKERS,
+        root=sched.cgroup_parent.path if sched.cgroup_parent else DEFAULT_ROOT,
+    )
+
+
+def segment_files(request: RunRequest) -> dict[str, bytes]:
+    """Run-segment files for the scenario (``/ktstr/scenario.sh``)."""
+    if request.scenario is None:
+        return {}
+    return {GUEST_SCRIPT: render_scenario(plan_for(request)).encode()}
+
+
+def image_binaries(request: RunRequest) -> dict[str, Path]:
+    """Guest path -> host binary the scenario needs in the base image (the worker)."""
+    if request.scenario is None:
+        return {}
+    from ktstr.guest.native import GUEST_PATH, worker_binary
+
+    return {GUEST_PATH: worker_binary()}
+
+
+def checks_for(request: RunRequest) -> Assert:
+    """Defaults -> scheduler -> test (``request.checks``)."""
+    return Assert.chain(request.scheduler.assert_, request.checks)
+
+
+def scenario_results(
+    request: RunRequest,
+    events: Sequence[Event],
+    blobs: Mapping[str, str],
+    *,
+    gap_scale: float,
+) -> tuple[list[CheckOutcome], dict[str, Any]]:
+    """Checks and per-cgroup/per-worker stats from what the guest sent (pure)."""
+    plan = plan_for(request)
+    reports, bad = parse_worker_reports(blobs.get("worker_reports", ""))
+    spawned = parse_spawned(blobs.get("worker_spawned", ""))
+    assert_ = checks_for(request)
+    checks: list[CheckOutcome] = []
+    failed_ops = [e for e in events if e.name == "scn_op_failed"]
+    checks += [CheckOutcome(name=OPS_CHECK, passed=False,
+                            detail=f"{e.fields.get('op')} on cgroup {e.fields.get('cgroup')} "
+                                   f"failed: {e.fields.get('error')}") for e in failed_ops]
+    checks += [CheckOutcome(name="worker reports", passed=False,
+                            detail=f"unreadable report {b}") for b in bad]
+    if "worker_reports" not in blobs:
+        checks.append(CheckOutcome(name="worker reports", passed=False,
+                                   detail="the guest sent no worker reports (the scenario "
+                                          "did not finish)"))
+    else:
+        checks += run_checks(reports, assert_, cgroups=plan.cgroups, spawned=spawned,
+                             root=plan.root, gap_scale=gap_scale)
+    stats = scenario_stats(plan, reports)
+    stats["gap_threshold_ms"] = (assert_.max_gap_ms or 0) * gap_scale
+    stats["gap_scale"] = gap_scale
+    stats["thresholds"] = assert_.model_dump(exclude_none=True)
+    if "worker_logs" in blobs:
+        stats["worker_logs_tail"] = "\n".join(blobs["worker_logs"].splitlines()[-20:])
+    return checks, stats
+
+
+def _r(x: float, nd: int = 2) -> float:
+    return round(x, nd)
+
+
+def worker_stats(r: WorkerReport) -> dict[str, Any]:
+    return {
+        "cgroup": r.cgroup, "index": r.index, "pid": r.pid, "work_type": r.work_type,
+        "policy": r.policy, "nice": r.nice, "started": r.started, "work_units": r.work_units,
+        "work_rate": _r(r.work_rate, 1), "off_cpu_pct": _r(r.off_cpu_pct),
+        "wall_ms": _r(r.wall_ns / 1e6, 1), "run_ms": _r(r.run_ns / 1e6, 1),
+        "wait_ms": _r(r.wait_ns / 1e6, 1), "timeslices": r.timeslices,
+        "voluntary_switches": r.voluntary_switches,
+        "involuntary_switches": r.involuntary_switches, "migrations": r.migrations,
+        "cpus": cpulist(r.cpus), "max_gap_ms": _r(r.max_gap_ns / 1e6),
+        "wake_samples": r.wake_samples,
+        "wake_p50_us": None if r.wake_p50_ns is None else _r(r.wake_p50_ns / 1e3, 1),
+        "wake_p99_us": None if r.wake_p99_ns is None else _r(r.wake_p99_ns / 1e3, 1),
+        "error": r.error,
+    }
+
+
+def cgroup_stats(rs: Sequence[WorkerReport]) -> dict[str, Any]:
+    started = [r for r in rs if r.started]
+    offs = [r.off_cpu_pct for r in started]
+    rates = [r.work_rate for r in started]
+    p99 = [r.wake_p99_ns for r in started if r.wake_p99_ns is not None]
+    migr = [r.migrations / r.switches for r in started if r.migrations is not None
+            and r.switches]
+    mean = statistics.fmean(rates) if rates else 0.0
+    return {
+        "workers": len(rs),
+        "work_units": sum(r.work_units for r in rs),
+        "spread_pct": _r(max(offs) - min(offs)) if len(offs) >= 2 else None,
+        "off_cpu_pct_max": _r(max(offs)) if offs else None,
+        "max_gap_ms": _r(max((r.max_gap_ns for r in started), default=0) / 1e6),
+        "wake_p99_us": _r(max(p99) / 1e3, 1) if p99 else None,
+        "migration_ratio": _r(max(migr), 3) if migr else None,
+        "rate_mean": _r(mean, 1),
+        "throughput_cv": _r(statistics.pstdev(rates) / mean, 3) if len(rates) >= 2 and mean
+        else None,
+        "cpus": cpulist({c for r in rs for c in r.cpus}),
+    }
+
+
+def scenario_stats(plan: ScenarioPlan, reports: Sequence[WorkerReport]) -> dict[str, Any]:
+    groups = by_cgroup(reports)
+    return {
+        "name": plan.name, "root": plan.root, "holds_s": plan.total_s,
+        "cgroups": {c.name: {**cgroup_stats(groups.get(c.name, [])),
+                             "work_type": c.work_type.value, "policy": c.sched_policy.value,
+                             "cpuset": cpulist(c.allowed_cpus) if c.cpuset_ever else ""}
+                    for c in plan.cgroups},
+        "workers": [worker_stats(r) for r in sorted(reports, key=lambda r: (r.cgroup, r.index))],
+    }
+
+
+def run_defs(
+    request: RunRequest,
+    defs_or_steps: Scenario | Sequence[CgroupDef] | Sequence[Step],
+    *,
+    checks: Assert | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run ``defs_or_steps`` under ``request``'s scheduler, kernel and topology.
+
+    ``checks`` overrides thresholds for this run (on top of the scheduler's own).
+    """
+    from ktstr.run.execute import run_scheduler
+
+    update: dict[str, Any] = {"scenario": Scenario.coerce(defs_or_steps)}
+    if checks is not None:
+        update["checks"] = checks
+    req = request.model_copy(update=update)
+    return run_scheduler(req, progress) if progress else run_scheduler(req)
