@@ -26,6 +26,13 @@ class ServiceContext:
     wakeup: Wakeup = field(default_factory=Wakeup)
     #: worker name -> SUT class id, learned at register/claim
     worker_classes: dict[str, int] = field(default_factory=dict)
+    #: token -> (expiry on the monotonic clock, caller); users never change in place, so
+    #: a short cache saves a database read on every request
+    auth_cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
+
+
+#: seconds an authenticated token is remembered
+AUTH_CACHE_S = 5.0
 
 
 def get_ctx(request: Request) -> ServiceContext:
@@ -43,7 +50,16 @@ def get_principal(ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None,
                                             Depends(_bearer)]) -> Principal:
     if cred is None or cred.scheme.lower() != "bearer" or not cred.credentials:
         raise Unauthorized("missing Authorization: Bearer <token> header")
-    return authenticate(ctx.db, cred.credentials)
+    token = cred.credentials
+    cached = ctx.auth_cache.get(token)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    who = authenticate(ctx.db, token)
+    if len(ctx.auth_cache) > 10_000:
+        ctx.auth_cache.clear()
+    ctx.auth_cache[token] = (now + AUTH_CACHE_S, who)
+    return who
 
 
 Who = Annotated[Principal, Depends(get_principal)]

@@ -31,6 +31,7 @@ from ktstr.service.states import (
 )
 
 _ACTIVE = (JobState.ASSIGNED.value, JobState.RUNNING.value)
+_UNFINISHED = (JobState.QUEUED.value, *_ACTIVE)
 
 
 class ReapReport(Frozen):
@@ -51,11 +52,6 @@ def worker_for(s: Session, name: str, who: Principal) -> WorkerRow:
 def _move(job: JobRow, to: JobState) -> None:
     require_job_transition(f"job {job.id}", JobState(job.state), to)
     job.state = to.value
-
-
-def _lock_plan(s: Session, db: Database, plan_id: int) -> None:
-    if not db.is_sqlite:  # serialize the plan's closing; SQLite has one writer anyway
-        s.execute(select(PlanRow.id).where(PlanRow.id == plan_id).with_for_update())
 
 
 def requeue_or_fail(s: Session, job: JobRow, reason: str, settings: Settings,
@@ -83,37 +79,47 @@ def requeue_or_fail(s: Session, job: JobRow, reason: str, settings: Settings,
 
 def claim(db: Database, who: Principal, name: str, session: int, settings: Settings,
           now: float) -> Assignment | None:
+    """Assign the next queued job of the worker's class to it (Core statements: this is
+    the hot path)."""
     with db.write() as s:
-        w = worker_for(s, name, who)
-        if session != w.session:
+        w = s.execute(select(WorkerRow.id, WorkerRow.owner_id, WorkerRow.session,
+                             SutRow.sutclass_id).join(SutRow, SutRow.id == WorkerRow.sut_id)
+                      .where(WorkerRow.name == name)).first()
+        if w is None:
+            raise NotFound(f"no worker {name!r}: register it first (ktstr sched worker)")
+        worker_id, owner_id, current, sutclass_id = w
+        who.require_owner(owner_id, f"worker {name!r}")
+        if session != current:
             raise Conflict(f"worker {name!r} session {session} was replaced by session "
-                           f"{w.session}; register again")
-        w.last_heartbeat = now
-        w.state = WorkerState.ONLINE.value
-        for held in s.scalars(select(JobRow).where(JobRow.worker_id == w.id,
-                                                   JobRow.state.in_(_ACTIVE))):
-            requeue_or_fail(s, held, f"worker {name} claimed again while holding it",
+                           f"{current}; register again")
+        held = s.scalars(select(JobRow).where(JobRow.worker_id == worker_id,
+                                              JobRow.state.in_(_ACTIVE))).all()
+        for job in held:  # a worker runs one job at a time: it gave that one up
+            requeue_or_fail(s, job, f"worker {name} claimed again while holding it",
                             settings, now)
-        sutclass_id = s.scalar(select(SutRow.sutclass_id).where(SutRow.id == w.sut_id))
-        q = (select(JobRow).where(JobRow.sutclass_id == sutclass_id,
-                                  JobRow.state == JobState.QUEUED.value)
-             .order_by(JobRow.priority.desc(), JobRow.submitted_at, JobRow.id).limit(1))
-        if not db.is_sqlite:
-            q = q.with_for_update(skip_locked=True)
-        job = s.scalars(q).first()
-        if job is None:
+        # the row-level guard is ``state = queued`` below; this is the table's word on it
+        require_job_transition("a queued job", JobState.QUEUED, JobState.ASSIGNED)
+        pick = (select(JobRow.id).where(JobRow.sutclass_id == sutclass_id,
+                                        JobRow.state == JobState.QUEUED.value)
+                .order_by(JobRow.priority.desc(), JobRow.submitted_at, JobRow.id).limit(1))
+        if not db.is_sqlite:  # concurrent claims skip each other's rows instead of waiting
+            pick = pick.with_for_update(skip_locked=True)
+        row = s.execute(
+            update(JobRow).where(JobRow.id == pick.scalar_subquery()).values(
+                state=JobState.ASSIGNED.value, attempt=JobRow.attempt + 1,
+                worker_id=worker_id, assigned_at=now,
+                deadline=now + JobRow.timeout_s + settings.timeout_slack_s)
+            .returning(JobRow.id, JobRow.plan_id, JobRow.cell, JobRow.timeout_s,
+                       JobRow.attempt)).first()
+        if row is None:
             return None
-        _move(job, JobState.ASSIGNED)
-        job.attempt += 1
-        job.worker_id = w.id
-        job.assigned_at = now
-        limit = job.timeout_s + settings.timeout_slack_s
-        job.deadline = now + limit
-        s.execute(update(PlanRow).where(PlanRow.id == job.plan_id,
+        job_id, plan_id, cell, timeout_s, attempt = row
+        limit = timeout_s + settings.timeout_slack_s
+        s.execute(update(PlanRow).where(PlanRow.id == plan_id,
                                         PlanRow.state == PlanState.QUEUED.value)
                   .values(state=PlanState.RUNNING.value, started_at=now))
-        return Assignment(job_id=job.id, plan_id=job.plan_id, attempt=job.attempt,
-                          cell=Cell.model_validate(job.cell), timeout_s=limit)
+        return Assignment(job_id=job_id, plan_id=plan_id, attempt=attempt,
+                          cell=Cell.model_validate(cell), timeout_s=limit)
 
 
 def _job_of(s: Session, db: Database, job_id: int, w: WorkerRow, attempt: int) -> JobRow:
@@ -142,7 +148,6 @@ def finish(db: Database, who: Principal, job_id: int, res: JobResultIn, logs_dir
     log_path = logs_dir / f"job-{job_id}-attempt-{res.attempt}.log"
     with db.write() as s:
         w = worker_for(s, res.worker, who)
-        _lock_plan(s, db, s.scalar(select(JobRow.plan_id).where(JobRow.id == job_id)) or 0)
         job = _job_of(s, db, job_id, w, res.attempt)
         if res.timed_out:
             _move(job, JobState.TIMED_OUT)
@@ -156,9 +161,10 @@ def finish(db: Database, who: Principal, job_id: int, res: JobResultIn, logs_dir
         job.finished_at = now
         if job.started_at is None:
             job.started_at = now - res.duration_s
-        logs_dir.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(res.log)
-        job.log_path = str(log_path)
+        if res.log:
+            logs_dir.mkdir(parents=True, exist_ok=True)
+            log_path.write_text(res.log)
+            job.log_path = str(log_path)
         close_plan_if_done(s, job.plan_id, now)
         return JobState(job.state)
 
@@ -200,6 +206,13 @@ def reap(db: Database, settings: Settings, now: float) -> ReapReport:
                            f"{settings.timeout_slack_s:g}s slack"]
             timed_out.append(job.id)
             close_plan_if_done(s, job.plan_id, now)
+        # plans whose last two jobs ended in concurrent transactions (PostgreSQL): neither
+        # saw the other's commit, so close them here
+        live = select(JobRow.id).where(JobRow.plan_id == PlanRow.id,
+                                       JobRow.state.in_(_UNFINISHED))
+        for plan_id in s.scalars(select(PlanRow.id).where(PlanRow.completed_at.is_(None),
+                                                          ~live.exists())).all():
+            close_plan_if_done(s, plan_id, now)
     return ReapReport(lost_workers=lost, requeued=requeued, failed=failed,
                       timed_out=timed_out)
 

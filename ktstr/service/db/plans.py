@@ -26,6 +26,7 @@ from ktstr.service.states import (
 )
 
 _TERMINAL = [s.value for s in TERMINAL_JOB_STATES]
+_UNFINISHED = [s.value for s in JobState if s not in TERMINAL_JOB_STATES]
 
 
 class PlanFilter(Frozen):
@@ -164,18 +165,22 @@ def cancel_plan(db: Database, plan_id: int, now: float) -> int:
                   .values(state=JobState.CANCELLED.value, finished_at=now))
         row.state = PlanState.CANCELLED.value
         row.cancel_requested = True
-        left = s.scalar(select(func.count()).select_from(JobRow).where(
-            JobRow.plan_id == plan_id, JobRow.state.not_in(_TERMINAL)))
-        if not left:
+        if not has_unfinished(s, plan_id):
             row.completed_at = now
         return len(queued)
 
 
+def has_unfinished(s: Session, plan_id: int) -> bool:
+    """Whether any job of the plan is not final: an index probe per unfinished state
+    (``IN`` on the few live states, not ``NOT IN`` the final ones, which would walk every
+    finished job of a big plan)."""
+    return s.scalar(select(JobRow.id).where(
+        JobRow.plan_id == plan_id, JobRow.state.in_(_UNFINISHED)).limit(1)) is not None
+
+
 def close_plan_if_done(s: Session, plan_id: int, now: float) -> None:
     """Called in the transaction that ended a job of the plan (plan row locked on PG)."""
-    left = s.scalar(select(func.count()).select_from(JobRow).where(
-        JobRow.plan_id == plan_id, JobRow.state.not_in(_TERMINAL)))
-    if left:
+    if has_unfinished(s, plan_id):
         return
     row = s.get(PlanRow, plan_id)
     assert row is not None
