@@ -149,7 +149,8 @@ def _explain_excluded(excluded: Sequence[Exclusion], *, verbose: bool) -> None:
             where = "/".join(x for x in (ex.scheduler, ex.kernel, ex.preset) if x)
             click.echo(f"# no cell {where}: {ex.reason}", err=True)
         return
-    kinds = Counter(re.sub(r"\d+", "N", ex.reason) for ex in excluded)
+    # numbers become N (host sizes, counts) but quoted kernel specs stay as they are
+    kinds = Counter(re.sub(r"(?<![\w.'])\d+(?![\w.'])", "N", ex.reason) for ex in excluded)
     for reason, n in kinds.most_common():
         click.echo(f"# {n} combination(s) left out: {reason}", err=True)
     if excluded:
