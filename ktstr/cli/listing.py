@@ -58,6 +58,34 @@ def list_payloads(app: App, as_json: bool) -> None:
     click.echo(table(["NAME", "EXECUTABLE", "OUTPUT", "DEFAULT ARGS", "DESCRIPTION"], rows))
 
 
+@list_group.command("scenarios")
+@click.option("--topology", "topology_text", default="1,2,2,1", show_default=True,
+              metavar="N,L,C,T", help="Topology the cgroups and worker counts are shown for.")
+@_json
+def list_scenarios(topology_text: str, as_json: bool) -> None:
+    """Canned scenarios for `ktstr run --scenario NAME`, with their steps."""
+    from ktstr.declare.topology import Topology
+    from ktstr.scenario.canned import CANNED
+    from ktstr.scenario.steps import describe_op
+
+    topo = Topology.parse(topology_text)
+    data = []
+    for c in CANNED.values():
+        s = c.scenario(topo)
+        data.append({
+            "name": c.name, "description": c.description,
+            "steps": [{"hold": st.hold.describe(), "ops": [describe_op(o) for o in st.ops]}
+                      for st in s.steps],
+        })
+    if as_json:
+        App.echo_json(data)
+        return
+    rows = [(d["name"], len(d["steps"]), d["description"]) for d in data]
+    click.echo(table(["SCENARIO", "STEPS", "DESCRIPTION"], rows))
+    click.echo(f"\n{len(data)} scenarios (worker counts follow the topology; shown for "
+               f"{topo.label} with --json)")
+
+
 @list_group.command("presets")
 @_json
 def list_presets(as_json: bool) -> None:

@@ -32,6 +32,10 @@ def _progress(msg: str) -> None:
 @click.option("--payload-arg", "payload_args", multiple=True, metavar="ARG",
               help="Argument for the payload, after its default arguments (repeatable; "
               "--payload-arg=--cpu for dashes).")
+@click.option("--scenario", "scenario_name", default=None, metavar="NAME",
+              help="A canned scenario (see `ktstr list scenarios`) instead of the default "
+              "workload: cgroups of worker processes, judged by starvation, fairness, gap "
+              "and isolation checks.")
 @click.option("--workers", type=int, default=None,
               help="Workload workers (default: one per vCPU).")
 @click.option("--extra-sched-arg", "extra_args", multiple=True, metavar="ARG",
@@ -51,7 +55,7 @@ def _progress(msg: str) -> None:
 def run(
     app: App, kernel: str | None, scheduler_name: str, topology: str | None,
     preset_name: str | None, duration: float, workload: str, payload_name: str | None,
-    payload_args: tuple[str, ...], workers: int | None,
+    payload_args: tuple[str, ...], scenario_name: str | None, workers: int | None,
     extra_args: tuple[str, ...], flag_profile: str | None, includes: tuple[Path, ...],
     accel: str,
     memory_mb: int | None, keep: bool, as_json: bool,
@@ -65,6 +69,7 @@ def run(
     from ktstr.results.report import print_result
     from ktstr.run.execute import run_scheduler
     from ktstr.run.request import RunRequest, Workload
+    from ktstr.scenario.canned import canned_scenario
     from ktstr.vm.host import AccelRequest
 
     sched = app.registry.scheduler(scheduler_name)
@@ -77,6 +82,7 @@ def run(
         declaration_modules=app.declaration_modules, include_files=includes,
         payload=app.registry.payload(payload_name) if payload_name else None,
         payload_args=payload_args,
+        scenario=canned_scenario(scenario_name, topo) if scenario_name else None,
     )
     result = run_scheduler(request, progress=_progress)
     if as_json:

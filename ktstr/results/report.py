@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import click
 
 from ktstr.results.model import RunResult, Verdict
@@ -33,9 +36,66 @@ def result_lines(r: RunResult) -> list[str]:
         ("boot", t.boot_s), ("attach", t.attach_s), ("total", t.total_s)) if value is not None]
     if parts:
         lines.append("timings:    " + " ".join(parts))
+    if "scenario" in r.stats:
+        lines.extend(scenario_table(r.stats["scenario"]))
     for c in r.checks:
         lines.append(f"check {c.name}: {'ok' if c.passed else 'FAILED'} {c.detail}")
     return lines
+
+
+#: scenario table columns: (header, cgroup stats key, format, higher is worse)
+_CG_COLUMNS: tuple[tuple[str, str, str, bool], ...] = (
+    ("UNITS", "work_units", "{:d}", False),
+    ("SPREAD%", "spread_pct", "{:.1f}", True),
+    ("MAXGAP ms", "max_gap_ms", "{:.1f}", True),
+    ("P99WAKE us", "wake_p99_us", "{:.0f}", True),
+    ("MIGR/SW", "migration_ratio", "{:.3f}", True),
+    ("CV", "throughput_cv", "{:.3f}", True),
+)
+
+
+def scenario_table(stats: Mapping[str, Any], *, colour: bool = True) -> list[str]:
+    """Per-cgroup table of a scenario run; the worst value of each column is marked
+    ``*`` (and shown in red when ``colour``)."""
+    cgroups: Mapping[str, Mapping[str, Any]] = stats.get("cgroups", {})
+    if not cgroups:
+        return []
+    worst: dict[str, str] = {}
+    for _, key, _, higher in _CG_COLUMNS:
+        vals = [(v[key], n) for n, v in cgroups.items() if v.get(key) is not None]
+        if len(vals) > 1 or (vals and higher):
+            worst[key] = (max(vals) if higher else min(vals))[1]
+    headers = ["CGROUP", "TYPE", "POLICY", "WORKERS", *(c[0] for c in _CG_COLUMNS), "CPUS"]
+    rows: list[list[str]] = []
+    marks: list[list[bool]] = []
+    for name, v in cgroups.items():
+        row = [name, str(v.get("work_type", "")), str(v.get("policy", "")),
+               str(v.get("workers", ""))]
+        mark = [False] * 4
+        for _, key, fmt, _ in _CG_COLUMNS:
+            val = v.get(key)
+            row.append("-" if val is None else fmt.format(val)
+                       + ("*" if worst.get(key) == name else ""))
+            mark.append(worst.get(key) == name)
+        row.append(str(v.get("cpus", "")) + (f" (cpuset {v['cpuset']})" if v.get("cpuset")
+                                             else ""))
+        mark.append(False)
+        rows.append(row)
+        marks.append(mark)
+    note = (f"  (* worst per column; gap limit {stats.get('gap_threshold_ms', 0):g} ms = "
+            f"max_gap_ms x {stats.get('gap_scale', 1):g})")
+    return [*_styled_table(headers, rows, marks, colour=colour), note]
+
+
+def _styled_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+                  marks: Sequence[Sequence[bool]], *, colour: bool) -> list[str]:
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row, mark in zip(rows, marks, strict=True):
+        cells = [click.style(c.ljust(w), fg="red", bold=True) if m and colour else c.ljust(w)
+                 for c, w, m in zip(row, widths, mark, strict=True)]
+        out.append("  ".join(cells).rstrip())
+    return out
 
 
 def print_result(r: RunResult) -> None:

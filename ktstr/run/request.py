@@ -101,4 +101,7 @@ class RunRequest(Frozen):
             argv += ["--include", str(inc)]
         if self.accel is not AccelRequest.AUTO:
             argv += ["--accel", self.accel.value]
+        if self.scenario is not None and not self.scenario.canned:
+            return (shlex.join(argv) + f"  # scenario {self.scenario.name!r} is declared in "
+                    "code: --scenario takes canned names only")
         return shlex.join(argv)

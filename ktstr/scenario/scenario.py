@@ -72,6 +72,13 @@ class Scenario(Frozen):
         raise UserError(f"a scenario is a list of CgroupDef or a list of Step, not "
                         f"{', '.join(kinds)}: wrap cgroups that change mid-run in Steps")
 
+    @property
+    def canned(self) -> bool:
+        """Whether ``ktstr run --scenario NAME`` rebuilds this scenario by name."""
+        from ktstr.scenario.canned import CANNED
+
+        return self.name in CANNED
+
     def payloads(self) -> list[Payload]:
         seen: dict[str, Payload] = {}
         for step in self.steps:

@@ -7,8 +7,9 @@
  *   ktstr-worker affinity LIST PID...
  *
  * Two-phase start: the worker blocks SIGUSR1/SIGTERM, moves itself into DIR
- * (cgroup.procs), applies policy, nice and affinity, writes FILE (--ready) and waits.
- * SIGUSR1 starts the work; SIGTERM stops it (before or after the start). At the end it
+ * (cgroup.procs), applies policy and nice, writes FILE (--ready) and waits. SIGUSR1
+ * starts the work: it applies the affinity (so a worker pinned to a busy CPU still
+ * becomes ready), then works; SIGTERM stops it (before or after the start). At the end it
  * writes one JSON line to --report: kernel counters (schedstat, status, sched) as deltas
  * over the working window, work units, the CPUs seen, the longest gap between units and
  * wake-up latency percentiles for work types that sleep or wait.
@@ -438,6 +439,7 @@ static int run_cmd(int argc, char **argv)
 	enum work w = W_COUNT;
 	sigset_t set;
 	siginfo_t si;
+	cpu_set_t cpus;
 	uint64_t t0, prev, units = 0, max_gap = 0, max_gap_at = 0;
 	int io_fd = -1;
 
@@ -492,13 +494,8 @@ static int run_cmd(int argc, char **argv)
 	}
 	if (!err[0] && o.nice && setpriority(PRIO_PROCESS, 0, o.nice))
 		snprintf(err, sizeof(err), "nice %d: %s", o.nice, strerror(errno));
-	if (!err[0] && o.cpus) {
-		cpu_set_t cpus;
-		if (parse_cpus(o.cpus, &cpus))
-			snprintf(err, sizeof(err), "bad cpu list %s", o.cpus);
-		else if (sched_setaffinity(0, sizeof(cpus), &cpus))
-			snprintf(err, sizeof(err), "affinity %s: %s", o.cpus, strerror(errno));
-	}
+	if (!err[0] && o.cpus && parse_cpus(o.cpus, &cpus))
+		snprintf(err, sizeof(err), "bad cpu list %s", o.cpus);
 	if (!err[0] && w == W_IO_SYNC) {
 		char path[600];
 		snprintf(path, sizeof(path), "%s.io", o.report);
@@ -522,6 +519,9 @@ static int run_cmd(int argc, char **argv)
 		write_report(&o, err, 0, &k0, &k1, t0, now_ns(), 0, 0, 0, cg_start, cg_stop);
 		return err[0] ? 1 : 0;
 	}
+	/* the window starts at the start signal: waiting for a pinned CPU counts */
+	t0 = prev = now_ns();
+	read_kstats(&k0);
 	{
 		struct sigaction sa;
 		memset(&sa, 0, sizeof(sa));
@@ -529,10 +529,16 @@ static int run_cmd(int argc, char **argv)
 		sigaction(SIGTERM, &sa, NULL); /* no SA_RESTART: blocked waits return EINTR */
 		sigprocmask(SIG_UNBLOCK, &set, NULL);
 	}
+	/* affinity last: a worker pinned to a busy CPU still becomes ready in time */
+	if (o.cpus && sched_setaffinity(0, sizeof(cpus), &cpus)) {
+		snprintf(err, sizeof(err), "affinity %s: %s", o.cpus, strerror(errno));
+		read_kstats(&k1);
+		write_report(&o, err, 0, &k0, &k1, t0, now_ns(), 0, 0, 0, cg_start, cg_start);
+		return 1;
+	}
 	read_cgroup(cg_start, sizeof(cg_start));
 	start_partner(w);
-	read_kstats(&k0);
-	t0 = prev = now_ns();
+	prev = t0; /* a worker that cannot run after the start signal has a gap */
 	while (!stop_flag) {
 		uint64_t slept = work_unit(w, units, o.nice, io_fd), t, gap;
 		int cpu = sched_getcpu();
@@ -550,6 +556,12 @@ static int run_cmd(int argc, char **argv)
 	read_kstats(&k1);
 	{
 		uint64_t t1 = now_ns();
+
+		if (t1 - prev > max_gap) { /* the stretch since the last unit counts too */
+			max_gap = t1 - prev;
+			max_gap_at = t1 - t0;
+		}
+
 		stop_partner();
 		read_cgroup(cg_stop, sizeof(cg_stop));
 		write_report(&o, "", 1, &k0, &k1, t0, t1, units, max_gap, max_gap_at, cg_start,
