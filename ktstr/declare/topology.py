@@ -158,11 +158,13 @@ DEFAULT_TOPOLOGY = Topology(1, 1, 2, 1)
 DEFAULT_VCPU_OVERCOMMIT = 16
 #: guest memory per vCPU used by the memory rule (see ``vm_memory_mb``)
 MEMORY_PER_CPU_MB = 64
-MIN_VM_MEMORY_MB = 256
+#: 7.x kernels parse their BTF at boot; at 256 MiB a 7.3 guest panicked "System is
+#: deadlocked on memory" (seen in the verifier sweep), so the floor is 1 GiB
+MIN_VM_MEMORY_MB = 1024
 
 
 def vm_memory_mb(topology: Topology, requested_mb: int | None = None) -> int:
-    """Guest memory: ``max(cpus * 64 MiB, 256 MiB, requested)`` rounded up so that
+    """Guest memory: ``max(cpus * 64 MiB, 1 GiB, requested)`` rounded up so that
     every NUMA node gets the same whole number of MiB."""
     mb = max(topology.total_cpus * MEMORY_PER_CPU_MB, MIN_VM_MEMORY_MB, requested_mb or 0)
     nodes = topology.numa_nodes

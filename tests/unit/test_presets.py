@@ -143,11 +143,11 @@ def test_accepts_refuses_what_the_host_cannot_hold_vcpus() -> None:
 
 
 def test_accepts_refuses_what_the_host_cannot_hold_memory() -> None:
-    tight = HostCapacity(cpus=64, memory_mb=300)
-    assert host_fits(Topology(1, 1, 2, 1), tight)  # 256 MiB
-    verdict = TopologyConstraints().accepts(Topology(1, 1, 8, 1), tight)  # 512 MiB
+    tight = HostCapacity(cpus=64, memory_mb=1500)
+    assert host_fits(Topology(1, 1, 2, 1), tight)  # the 1 GiB floor
+    verdict = TopologyConstraints().accepts(Topology(1, 1, 32, 1), tight)  # 2 GiB
     assert not verdict
-    assert verdict.reason == "host cannot hold 512 MiB of guest memory (300 MiB available)"
+    assert verdict.reason == "host cannot hold 2048 MiB of guest memory (1500 MiB available)"
 
 
 def test_constraints_are_checked_before_the_host() -> None:

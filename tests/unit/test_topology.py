@@ -140,12 +140,12 @@ def test_cpu_numbering_is_llc_major_then_core_then_thread() -> None:
 @pytest.mark.parametrize(
     ("topology", "requested", "expected"),
     [
-        (Topology(1, 1, 2, 1), None, 256),  # floor
+        (Topology(1, 1, 2, 1), None, 1024),  # floor
         (Topology(1, 4, 4, 2), None, 32 * 64),  # 64 MiB per CPU
-        (Topology(1, 1, 2, 1), 1000, 1000),  # explicit request above the rule
+        (Topology(1, 1, 2, 1), 2000, 2000),  # explicit request above the rule
         (Topology(1, 4, 4, 2), 100, 32 * 64),  # a small request does not shrink it
-        (Topology(4, 4, 1, 1), 1001, 1004),  # rounded up to a multiple of the node count
-        (Topology(2, 2, 3, 1), 401, 402),
+        (Topology(4, 4, 1, 1), 4001, 4004),  # rounded up to a multiple of the node count
+        (Topology(2, 2, 3, 1), 2001, 2002),
     ],
 )
 def test_vm_memory_mb(topology: Topology, requested: int | None, expected: int) -> None:

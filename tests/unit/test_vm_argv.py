@@ -60,10 +60,12 @@ def test_tcg_uses_intel_vendor_and_threading_kvm_uses_host() -> None:
 
 
 def test_memory_rule_applies_when_not_requested() -> None:
-    argv = qemu_argv(_cfg(Topology(1, 2, 4, 2)))  # 16 CPUs x 64 MiB
+    argv = qemu_argv(_cfg(Topology(1, 2, 4, 2)))  # 16 CPUs x 64 MiB = the 1 GiB floor
     assert argv[argv.index("-m") + 1] == "1024M"
-    argv = qemu_argv(_cfg(Topology(1, 1, 1, 1), memory_mb=2048))
+    argv = qemu_argv(_cfg(Topology(1, 4, 4, 2)))  # 32 CPUs x 64 MiB
     assert argv[argv.index("-m") + 1] == "2048M"
+    argv = qemu_argv(_cfg(Topology(1, 1, 1, 1), memory_mb=3000))
+    assert argv[argv.index("-m") + 1] == "3000M"
 
 
 def test_results_port_waits_for_the_harness_and_qmp_uses_the_fd() -> None:
