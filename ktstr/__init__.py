@@ -41,6 +41,16 @@ from ktstr.declare import (
 )
 from ktstr.errors import InfraError, KtstrError, UserError
 from ktstr.kernel.id import KernelId
+from ktstr.scenario import (
+    CgroupDef,
+    CpusetSpec,
+    Hold,
+    Op,
+    Scenario,
+    SchedPolicy,
+    Step,
+    WorkType,
+)
 
 __version__ = "0.1.0"
 
@@ -51,6 +61,7 @@ _LAZY = {
     "Ctx": "ktstr.testkit.context",
     "RunResult": "ktstr.results.model",
     "Verdict": "ktstr.results.model",
+    "run_defs": "ktstr.scenario.runner",
 }
 
 
@@ -67,6 +78,15 @@ __all__ = [  # noqa: RUF022 - grouped: declarations, then lazily loaded test API
     "RunResult",
     "Verdict",
     "ktstr_test",
+    "run_defs",
+    "CgroupDef",
+    "CpusetSpec",
+    "Hold",
+    "Op",
+    "SchedPolicy",
+    "Scenario",
+    "Step",
+    "WorkType",
     "DEFAULT_TOPOLOGY",
     "EEVDF",
     "NO_OVERRIDES",

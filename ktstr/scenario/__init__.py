@@ -30,5 +30,16 @@ __all__ = [
     "canned_scenario",
     "cpulist",
     "plan_scenario",
+    "request_fields",
     "resolve_cpus",
+    "run_defs",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``run_defs`` and ``request_fields`` load on first use (they pull in the run layer)."""
+    if name in ("run_defs", "request_fields"):
+        from ktstr.scenario import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'ktstr.scenario' has no attribute {name!r}")

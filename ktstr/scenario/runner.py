@@ -154,6 +154,19 @@ def scenario_stats(plan: ScenarioPlan, reports: Sequence[WorkerReport]) -> dict[
     }
 
 
+def request_fields(
+    defs_or_steps: Scenario | Sequence[CgroupDef] | Sequence[Step],
+    *,
+    checks: Assert | None = None,
+) -> dict[str, Any]:
+    """``RunRequest`` fields that run ``defs_or_steps`` with these check overrides:
+    ``RunRequest(**base, **request_fields(defs, checks=...))``."""
+    fields: dict[str, Any] = {"scenario": Scenario.coerce(defs_or_steps)}
+    if checks is not None and checks.model_dump(exclude_none=True):
+        fields["checks"] = checks
+    return fields
+
+
 def run_defs(
     request: RunRequest,
     defs_or_steps: Scenario | Sequence[CgroupDef] | Sequence[Step],
@@ -167,8 +180,5 @@ def run_defs(
     """
     from ktstr.run.execute import run_scheduler
 
-    update: dict[str, Any] = {"scenario": Scenario.coerce(defs_or_steps)}
-    if checks is not None:
-        update["checks"] = checks
-    req = request.model_copy(update=update)
+    req = request.model_copy(update=request_fields(defs_or_steps, checks=checks))
     return run_scheduler(req, progress) if progress else run_scheduler(req)
