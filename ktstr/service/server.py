@@ -62,5 +62,8 @@ def listening_socket(host: str, port: int) -> Iterator[socket.socket]:
 
 def make_server(ctx: ServiceContext, *, log_level: str = "warning") -> uvicorn.Server:
     config = uvicorn.Config(create_app(ctx), log_level=log_level, log_config=None,
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=2,
+                            # idle keep-alive connections stay open this long; at uvicorn's
+                            # 5 s default, busy clients reuse sockets the server just closed
+                            timeout_keep_alive=75)
     return uvicorn.Server(config)

@@ -9,6 +9,7 @@ handler. PostgreSQL uses ordinary transactions; claims there lock rows with
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
@@ -62,6 +63,33 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+class FairLock:
+    """A FIFO lock: the holder hands it straight to the longest waiter, so no writer
+    starves behind newer ones (``threading.Lock`` makes no such promise, which showed as
+    second-long tail latencies with 200 claimers)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._locked = False
+        self._waiters: collections.deque[threading.Event] = collections.deque()
+
+    def __enter__(self) -> None:
+        with self._mutex:
+            if not self._locked:
+                self._locked = True
+                return
+            turn = threading.Event()
+            self._waiters.append(turn)
+        turn.wait()  # ownership was handed over by __exit__
+
+    def __exit__(self, *exc: object) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().set()
+            else:
+                self._locked = False
+
+
 class Database:
     """Owns the engines of one database; close it (or use ``with``) to release them."""
 
@@ -82,7 +110,7 @@ class Database:
             _sqlite_setup(self.engine)
         self._write_engine = self.engine.execution_options(**{_IMMEDIATE: True})
         self._write_lock: contextlib.AbstractContextManager[Any] = (
-            threading.Lock() if self.is_sqlite else contextlib.nullcontext()
+            FairLock() if self.is_sqlite else contextlib.nullcontext()
         )
 
     def __enter__(self) -> Database:
