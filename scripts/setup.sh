@@ -6,7 +6,8 @@
 #
 # System packages: QEMU 10 from bookworm-backports (QEMU 7.2's multi-threaded TCG
 # corrupts guests), clang-22 for building the sched_ext example schedulers, busybox
-# for the guest, workloads (stress-ng, rt-tests), PostgreSQL for the service tests.
+# for the guest, workloads (stress-ng, rt-tests), gcc + libc6-dev (the static scenario
+# worker, ktstr/guest/native), PostgreSQL for the service tests.
 # The backports entry reuses the mirror URI of the machine's own Debian sources.
 set -euo pipefail
 
@@ -18,7 +19,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 apt_packages=(
   busybox-static cpio xz-utils zstd dpkg-dev
   stress-ng rt-tests
-  clang-22 llvm-22 lld-22 libelf-dev zlib1g-dev libzstd-dev make gcc pkg-config
+  clang-22 llvm-22 lld-22 libelf-dev zlib1g-dev libzstd-dev make gcc libc6-dev pkg-config
   postgresql openssh-server openssh-client
 )
 

@@ -12,6 +12,7 @@ from ktstr.scenario.cgroup import CgroupDef, SchedPolicy, WorkType
 from ktstr.scenario.cpuset import CpusetSpec, cpulist, resolve_cpus
 from ktstr.scenario.plan import ScenarioPlan, plan_scenario
 from ktstr.scenario.reports import WorkerReport
+from ktstr.scenario.runner import request_fields, run_defs
 from ktstr.scenario.scenario import Scenario
 from ktstr.scenario.steps import Hold, Op, Step
 
@@ -35,11 +36,3 @@ __all__ = [
     "run_defs",
 ]
 
-
-def __getattr__(name: str) -> object:
-    """``run_defs`` and ``request_fields`` load on first use (they pull in the run layer)."""
-    if name in ("run_defs", "request_fields"):
-        from ktstr.scenario import runner
-
-        return getattr(runner, name)
-    raise AttributeError(f"module 'ktstr.scenario' has no attribute {name!r}")

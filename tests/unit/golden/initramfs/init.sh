@@ -554,11 +554,20 @@ scn_loop() {  # scn_loop FUNCTION INTERVAL_CS TOTAL_CS: hold, run FUNCTION again
   done
 }
 
-scn_finish() {  # stop every worker and payload, send the reports
+scn_finish() {  # stop every worker at once (same end for all windows), then payloads
+  _scn_all=
   for _scn_f in "$SCN_DIR"/pids/c*; do
     case "$_scn_f" in *.next|*.name|*'*'*) continue ;; esac
-    scn_stop "${_scn_f##*/}" "$(cat "$_scn_f.name" 2>/dev/null)"
+    _scn_all="$_scn_all $(cat "$_scn_f")"
+    : > "$_scn_f"
   done
+  if [ -n "$(echo $_scn_all)" ]; then
+    # shellcheck disable=SC2086
+    kill -TERM $_scn_all 2>/dev/null
+    # shellcheck disable=SC2086
+    scn_reap $_scn_all
+    emit_event scn_stopped cgroup all pids "$(echo $_scn_all)"
+  fi
   for _scn_f in "$SCN_DIR"/payload.*.pid; do
     [ -f "$_scn_f" ] || continue
     _scn_id=${_scn_f#"$SCN_DIR"/payload.}
