@@ -1,0 +1,92 @@
+"""How a scenario reaches the run layer and the CLI (no VM)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ktstr import EEVDF, Assert, CgroupDef, Topology
+from ktstr.cli import main
+from ktstr.declare.scheduler import Scheduler
+from ktstr.guest.native import GUEST_PATH
+from ktstr.run.image import base_spec
+from ktstr.run.params import run_files
+from ktstr.run.request import RunRequest
+from ktstr.scenario import Scenario, canned_scenario, request_fields
+from ktstr.scenario.render import GUEST_SCRIPT
+from ktstr.scenario.runner import checks_for, image_binaries, plan_for, segment_files
+
+T = Topology(1, 2, 2, 1)
+
+
+def _request(**kw: object) -> RunRequest:
+    return RunRequest(scheduler=EEVDF, topology=T, duration_s=4, **kw)  # type: ignore[arg-type]
+
+
+def test_the_scenario_script_rides_in_the_run_segment() -> None:
+    req = _request(**request_fields([CgroupDef("cg_0").workers(3)]))
+    seg = segment_files(req)
+    script = seg[GUEST_SCRIPT].decode()
+    assert "scn_spawn c0 cg_0 3 cpu_spin normal 0 0 ''" in script
+    files = run_files(mode="run", scheduler=EEVDF, sched_args=[], workload="spin", workers=4,
+                      duration_s=4, attach_timeout_s=10, stop_timeout_s=5,
+                      scenario_files=seg)
+    assert files[GUEST_SCRIPT] == seg[GUEST_SCRIPT] and "/ktstr/params.sh" in files
+    assert segment_files(_request()) == {} and image_binaries(_request()) == {}
+
+
+def test_root_is_the_scheduler_cgroup_parent_and_workers_default_to_the_request() -> None:
+    sched = Scheduler(name="s", binary="scx_s", cgroup_parent="/sched/cells")
+    req = RunRequest(scheduler=sched, topology=T, workers=3,
+                     scenario=Scenario.from_defs([CgroupDef("a")]))
+    plan = plan_for(req)
+    assert plan.root == "/sched/cells" and plan.cgroups[0].workers == 3
+
+
+def test_the_worker_binary_joins_the_base_image(tmp_path: Path) -> None:
+    fake = tmp_path / "ktstr-worker"
+    fake.write_bytes(b"\x7fELF")
+    spec = base_spec(scheduler=EEVDF, scheduler_binary=None,
+                     extra_binaries={GUEST_PATH: fake})
+    assert spec.binaries[GUEST_PATH] == fake
+
+
+def test_checks_merge_defaults_scheduler_then_request() -> None:
+    sched = Scheduler(name="s", binary="scx_s", assert_=Assert(max_spread_pct=30,
+                                                                max_gap_ms=500))
+    req = RunRequest(scheduler=sched, topology=T, checks=Assert(max_gap_ms=900))
+    merged = checks_for(req)
+    assert (merged.max_spread_pct, merged.max_gap_ms, merged.not_starved) == (30, 900, True)
+    assert "checks" not in request_fields([CgroupDef("a")], checks=Assert())
+    assert request_fields([CgroupDef("a")], checks=Assert(isolation=True))["checks"].isolation
+
+
+def test_reproducer_names_canned_scenarios_and_flags_custom_ones() -> None:
+    canned = _request(scenario=canned_scenario("cgroup_add", T))
+    assert canned.reproducer("7.2.13").endswith("--scenario cgroup_add")
+    custom = _request(scenario=Scenario.from_defs([CgroupDef("a")]))
+    assert "declared in code" in custom.reproducer("7.2.13")
+
+
+def test_cli_lists_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["list", "scenarios", "--json", "--topology", "1,2,2,1"])
+    assert info.value.code in (0, None)
+    data = json.loads(capsys.readouterr().out)
+    by_name = {d["name"]: d for d in data}
+    assert len(by_name) >= 12
+    assert by_name["steady_llc"]["steps"][0]["ops"] == [
+        "add_cgroup llc_0 2xcpu_spin cpuset=llc(0)", "add_cgroup llc_1 2xcpu_spin cpuset=llc(1)"]
+    with pytest.raises(SystemExit) as info:
+        main(["list", "scenarios"])
+    assert "cpuset_resize" in capsys.readouterr().out
+
+
+def test_cli_run_rejects_an_unknown_scenario_before_booting(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--scenario", "stedy", "--topology", "1,2,2,1"])
+    assert info.value.code == 2
+    assert "unknown scenario 'stedy'; known scenarios: " in capsys.readouterr().err
