@@ -62,7 +62,8 @@ def scenario_table(stats: Mapping[str, Any], *, colour: bool = True) -> list[str
         return []
     worst: dict[str, str] = {}
     for _, key, _, higher in _CG_COLUMNS:
-        vals = [(v[key], n) for n, v in cgroups.items() if v.get(key) is not None]
+        vals = [(v[key], n) for n, v in cgroups.items()
+                if v.get(key) is not None and v.get("workers")]
         if len(vals) > 1 or (vals and higher):
             worst[key] = (max(vals) if higher else min(vals))[1]
     headers = ["CGROUP", "TYPE", "POLICY", "WORKERS", *(c[0] for c in _CG_COLUMNS), "CPUS"]

@@ -22,7 +22,7 @@ from ktstr.scenario.plan import DEFAULT_ROOT, DEFAULT_WORKERS, ScenarioPlan, pla
 from ktstr.scenario.render import GUEST_SCRIPT, render_scenario
 from ktstr.scenario.reports import WorkerReport, parse_spawned, parse_worker_reports
 from ktstr.scenario.scenario import Scenario
-from ktstr.scenario.steps import Step
+from ktstr.scenario.steps import RunPayload, Step
 
 if TYPE_CHECKING:
     from ktstr.results.model import RunResult
@@ -89,12 +89,51 @@ def scenario_results(
     else:
         checks += run_checks(reports, assert_, cgroups=plan.cgroups, spawned=spawned,
                              root=plan.root, gap_scale=gap_scale)
+    pchecks, pstats = payload_outcomes(request.scenario, events, blobs)
+    checks += pchecks
     stats = scenario_stats(plan, reports)
+    if pstats:
+        stats["payloads"] = pstats
     stats["gap_threshold_ms"] = (assert_.max_gap_ms or 0) * gap_scale
     stats["gap_scale"] = gap_scale
     stats["thresholds"] = assert_.model_dump(exclude_none=True)
     if "worker_logs" in blobs:
         stats["worker_logs_tail"] = "\n".join(blobs["worker_logs"].splitlines()[-20:])
+    return checks, stats
+
+
+def payload_outcomes(
+    scenario: Scenario | None, events: Sequence[Event], blobs: Mapping[str, str],
+) -> tuple[list[CheckOutcome], dict[str, Any]]:
+    """The declared checks of every payload the scenario ran (exit code; metrics parsed
+    from its combined output). A payload the scenario killed on purpose is not judged
+    by its exit code; one that outlived its ``wait_payload`` timeout fails."""
+    from ktstr.results.metrics import evaluate, parse_metrics
+
+    if scenario is None:
+        return [], {}
+    ops = {op.handle: op for step in scenario.steps for op in step.ops
+           if isinstance(op, RunPayload)}
+    checks: list[CheckOutcome] = []
+    stats: dict[str, Any] = {}
+    for e in events:
+        if e.name != "scn_payload_exit" or e.fields.get("id") not in ops:
+            continue
+        pid, how = e.fields["id"], e.fields.get("how", "")
+        op, log = ops[pid], blobs.get(f"payload_{pid}", "")
+        code = int(e.fields["status"]) if e.fields.get("status", "").isdigit() else None
+        metrics = parse_metrics(op.payload.output, log, {})
+        stats[pid] = {"payload": op.payload.name, "exit_code": code, "how": how,
+                      "metrics": metrics, "output_tail": "\n".join(log.splitlines()[-15:])}
+        if how == "timeout":
+            checks.append(CheckOutcome(name=f"payload {pid}", passed=False,
+                                       detail=f"payload {pid} still ran at its wait timeout"))
+        declared = op.payload.checks_with()
+        if how == "killed":
+            declared = [c for c in declared if c.metric is not None]
+        for c in evaluate(declared, metrics, code):
+            checks.append(c.model_copy(update={"name": f"payload {pid}: "
+                                               + c.name.removeprefix("payload: ")}))
     return checks, stats
 
 
@@ -132,7 +171,7 @@ def cgroup_stats(rs: Sequence[WorkerReport]) -> dict[str, Any]:
         "work_units": sum(r.work_units for r in rs),
         "spread_pct": _r(max(offs) - min(offs)) if len(offs) >= 2 else None,
         "off_cpu_pct_max": _r(max(offs)) if offs else None,
-        "max_gap_ms": _r(max((r.max_gap_ns for r in started), default=0) / 1e6),
+        "max_gap_ms": _r(max(r.max_gap_ns for r in started) / 1e6) if started else None,
         "wake_p99_us": _r(max(p99) / 1e3, 1) if p99 else None,
         "migration_ratio": _r(max(migr), 3) if migr else None,
         "rate_mean": _r(mean, 1),

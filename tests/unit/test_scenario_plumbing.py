@@ -90,3 +90,29 @@ def test_cli_run_rejects_an_unknown_scenario_before_booting(
         main(["run", "--scenario", "stedy", "--topology", "1,2,2,1"])
     assert info.value.code == 2
     assert "unknown scenario 'stedy'; known scenarios: " in capsys.readouterr().err
+
+
+def test_payload_ops_are_judged_by_their_declared_checks() -> None:
+    from ktstr.guest.protocol import Event
+    from ktstr.scenario import Hold, Op, Step
+    from ktstr.scenario.runner import payload_outcomes
+    from payloads.builtin import HACKBENCH, STRESS_NG
+
+    s = Scenario.from_steps([
+        Step(ops=[Op.add_cgroup(CgroupDef("a")),
+                  Op.run_payload(HACKBENCH, id="hb", cgroup="a"),
+                  Op.run_payload(STRESS_NG, ["--cpu", "1"], id="sn")], hold=Hold.frac(0.5)),
+        Step(ops=[Op.wait_payload("hb"), Op.kill_payload("sn")], hold=Hold.frac(0.5)),
+    ])
+
+    def ev(**fields: str) -> Event:
+        return Event(t="event", name="scn_payload_exit", uptime_s=1.0, fields=fields)
+
+    checks, stats = payload_outcomes(
+        s, [ev(id="hb", status="0", how="exited"), ev(id="sn", status="143", how="killed")],
+        {"payload_hb": "Running...\nTime: 0.512\n"})
+    assert [(c.name, c.passed) for c in checks] == [("payload hb: exit code == 0", True)]
+    assert stats["hb"]["metrics"] == {"time_s": 0.512} and stats["sn"]["how"] == "killed"
+    bad, _ = payload_outcomes(s, [ev(id="hb", status="1", how="timeout")], {})
+    assert [(c.name, c.passed) for c in bad] == [("payload hb", False),
+                                                  ("payload hb: exit code == 0", False)]
