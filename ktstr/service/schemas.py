@@ -169,8 +169,3 @@ class JobResultIn(Frozen):
     duration_s: float = Field(ge=0)
     details: dict[str, Any] = Field(default_factory=dict)
     log: str = Field("", description="the run's log (the worker keeps its tail if huge)")
-
-
-class Problem(Frozen):
-    detail: str
-    problems: list[str] = Field(default_factory=list)
