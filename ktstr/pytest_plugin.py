@@ -8,6 +8,7 @@ boots its own VM; a crashed VM fails that variant only. Sidecar JSON files land 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from ktstr.testkit.decorator import spec_of
 from ktstr.testkit.session import KtstrSession
 from ktstr.testkit.sidecar import read_sidecars
 from ktstr.testkit.variants import KernelChoice, expand_variants
+from ktstr.vm.budget import cpu_budget
 from ktstr.vm.host import AccelRequest
 
 _KERNELS = pytest.StashKey[list[KernelChoice]]()
@@ -41,13 +43,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--ktstr-results", default="ktstr-results", metavar="DIR",
                 help="Where sidecar JSON files go (default: ./ktstr-results).")
     g.addoption("--ktstr-cpu-budget", type=int, default=0, metavar="N",
-                help="Host CPUs all VMs may use at once, across xdist workers (default: all). "
-                "A VM holds min(vCPUs, N) of them while it runs.")
+                help="Host CPUs all VMs may use at once, across xdist workers (default: "
+                "$KTSTR_CPU_BUDGET, else all). A VM holds min(vCPUs, N) of them while it runs.")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ktstr: a @ktstr_test scheduler test (boots VMs)")
     config.stash[_STARTED] = time.time()
+    budget = int(config.getoption("--ktstr-cpu-budget") or 0)
+    if budget:
+        # every VM (boot()) takes its tokens from this budget, in every xdist worker
+        os.environ["KTSTR_CPU_BUDGET"] = str(budget)
 
 
 def _kernel_choices(config: pytest.Config) -> list[KernelChoice]:
@@ -86,7 +92,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def ktstr_session(request: pytest.FixtureRequest) -> KtstrSession:
     config = request.config
-    budget = int(config.getoption("--ktstr-cpu-budget") or 0) or KtstrSession.default_budget()
+    budget = int(config.getoption("--ktstr-cpu-budget") or 0) or cpu_budget()
     worker = getattr(config, "workerinput", {}).get("workerid", "master")
     return KtstrSession(
         kernels=tuple(config.getoption("--ktstr-kernel") or ()),

@@ -90,6 +90,13 @@ def judge_scheduler(
         "start_t": start.uptime_s if start else None,
     }
     if attached is None:
+        if bad_disable:
+            # the kernel can eject a scheduler while it is still being enabled
+            name, reason = bad_disable[0]
+            why = (f'ejected: kernel disabled BPF scheduler "{name}" ({reason}) before the '
+                   "attach proof completed")
+            return SchedJudgement(outcome=SchedOutcome.EJECTED, reasons=[why],
+                                  ejection_reason=reason, **common)
         if exited is not None:
             code = exited.fields.get("code", "?")
             why = f"died: scheduler exited with code {code} before attaching"

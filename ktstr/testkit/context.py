@@ -10,7 +10,6 @@ from ktstr.declare.scheduler import Scheduler
 from ktstr.declare.topology import Topology
 from ktstr.results.model import RunResult
 from ktstr.run.request import RunRequest, Workload
-from ktstr.testkit.budget import cpu_tokens
 from ktstr.testkit.decorator import KtstrTestSpec
 from ktstr.testkit.session import KtstrSession
 from ktstr.testkit.variants import Variant
@@ -58,8 +57,7 @@ class Ctx:
     def _run(self, request: RunRequest) -> RunResult:
         from ktstr.run.execute import run_scheduler
 
-        with cpu_tokens(request.topology.total_cpus, self.session.cpu_budget):
-            result = run_scheduler(request)
+        result = run_scheduler(request)  # boot() holds the VM's CPU tokens
         self.results.append(result)
         return result
 

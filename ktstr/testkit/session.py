@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ktstr.declare.base import Frozen
@@ -19,7 +18,3 @@ class KtstrSession(Frozen):
     cpu_budget: int
     host: HostCapacity
     worker_id: str = "master"
-
-    @classmethod
-    def default_budget(cls) -> int:
-        return len(os.sched_getaffinity(0))

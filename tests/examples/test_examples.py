@@ -6,9 +6,23 @@ with ktstr). Add ``--ktstr-gauntlet`` to expand each over presets x flag profile
 
 from __future__ import annotations
 
-from ktstr import Ctx, MetricCheck, ktstr_test
+from ktstr import CgroupDef, CpusetSpec, Ctx, MetricCheck, ktstr_test
 from payloads.builtin import STRESS_NG
 from schedulers.examples import SCX_QMAP, SCX_SIMPLE
+
+
+@ktstr_test(llcs=2, cores=2, duration_s=4)
+def test_eevdf_two_cgroups(ctx: Ctx) -> None:
+    result = ctx.run([CgroupDef("cg_0").workers(2), CgroupDef("cg_1").workers(2)])
+    # per-cgroup stats come back with the result: a custom fairness assertion
+    for name in ("cg_0", "cg_1"):
+        assert result.stats["scenario"]["cgroups"][name]["spread_pct"] < 15
+
+
+@ktstr_test(scheduler=SCX_SIMPLE, llcs=2, cores=2, duration_s=4, isolation=True)
+def test_scx_simple_disjoint_cpusets(ctx: Ctx) -> None:
+    ctx.run([CgroupDef("left").workers(2).cpuset(CpusetSpec.disjoint(0, 2)),
+             CgroupDef("right").workers(2).cpuset(CpusetSpec.disjoint(1, 2))])
 
 
 @ktstr_test(scheduler=SCX_SIMPLE, llcs=2, cores=2, duration_s=4)

@@ -33,7 +33,8 @@ KTSTR = [sys.executable, "-m", "ktstr.cli.__main__"]
 
 
 def _exec(command: str, topology: Topology, tmp_path: Path, *, memory_mb: int | None = None,
-          init: str | None = None, work_timeout_s: float = 60) -> BootOutcome:
+          init: str | None = None, work_timeout_s: float = 60,
+          boot_retries: int = 1) -> BootOutcome:
     kernel = resolve_kernel("7.2")
     spec = builder.ImageSpec(init=init or init_script())
     initrd = builder.compose(builder.build_base(spec), builder.run_segment(exec_files(command)),
@@ -41,7 +42,7 @@ def _exec(command: str, topology: Topology, tmp_path: Path, *, memory_mb: int | 
     accel = choose_accel(AccelRequest.AUTO, find_qemu())
     return boot(kernel=kernel.image_path, initrd=initrd, cmdline=kernel_cmdline(),
                 topology=topology, accel=accel, run_dir=tmp_path, memory_mb=memory_mb,
-                work_timeout_s=work_timeout_s, expect_exec=True)
+                work_timeout_s=work_timeout_s, expect_exec=True, boot_retries=boot_retries)
 
 
 def test_shell_exec_separates_streams_and_returns_the_status() -> None:
@@ -83,8 +84,9 @@ def test_silent_guest_is_a_timeout_verdict_with_the_console_tail(
     # an init that boots but never says hello: the boot bound must end the run
     monkeypatch.setenv("KTSTR_TIMEOUT_SCALE", "0.05")
     silent = "#!/bin/busybox sh\necho ktstr-silent-init > /dev/console\nwhile :; do :; done\n"
-    out = _exec("true", Topology(1, 1, 1, 1), tmp_path, init=silent)
+    out = _exec("true", Topology(1, 1, 1, 1), tmp_path, init=silent, boot_retries=1)
     assert out.vm_outcome is VmOutcome.TIMEOUT
+    assert out.retried == 1
     assert "no hello (boot)" in out.detail
 
 

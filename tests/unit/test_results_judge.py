@@ -87,3 +87,11 @@ def test_helpers_extract_lines() -> None:
     assert exit_line(QMAP_STALL_LOG) == "runnable task stall (kworker/0:1[10] failed to run " \
         "for 6.012s)"
     assert debug_dump("no dump here") == ""
+
+
+def test_ejection_during_enable_is_ejected_not_not_attached() -> None:
+    dmesg = 'sched_ext: BPF scheduler "qmap" disabled (scx_bpf_error)\n'
+    events = [STARTED, ev("sched_not_attached", state="disabled", timeout_s="10")]
+    j = judge_scheduler(events, has_active_scheduling=True, dmesg=dmesg)
+    assert j.outcome is SchedOutcome.EJECTED and j.ejection_reason == "scx_bpf_error"
+    assert "before the attach proof completed" in j.reasons[0]

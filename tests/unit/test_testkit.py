@@ -15,11 +15,11 @@ from ktstr.errors import DeclarationError
 from ktstr.results.model import RunResult, SchedOutcome, Verdict
 from ktstr.run.request import RunRequest
 from ktstr.testkit import ktstr_test
-from ktstr.testkit.budget import cpu_tokens
 from ktstr.testkit.budget_select import Candidate, features, select
 from ktstr.testkit.decorator import spec_of
 from ktstr.testkit.execute import judge
 from ktstr.testkit.variants import KernelChoice, expand_variants
+from ktstr.vm.budget import cpu_tokens
 
 pytest_plugins = ["pytester"]
 

@@ -18,6 +18,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def cpu_budget() -> int:
+    """``$KTSTR_CPU_BUDGET`` (set by ``--ktstr-cpu-budget``), else the host's CPUs."""
+    env = os.environ.get("KTSTR_CPU_BUDGET", "")
+    if env.strip():
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            from ktstr.errors import UserError
+
+            raise UserError(f"KTSTR_CPU_BUDGET={env!r}: give a whole number of CPUs >= 1")
+        return value
+    return len(os.sched_getaffinity(0))
+
+
 def slots_dir() -> Path:
     return Path(os.environ.get("KTSTR_BUDGET_DIR")
                 or Path(tempfile.gettempdir()) / f"ktstr-cpu-slots-{os.getuid()}")
