@@ -221,12 +221,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=200)
     ap.add_argument("--wake-plans", type=int, default=100)
     ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--runs", default="query,http,wake",
+                    help="Which runs (rows of other runs already in the docs are kept).")
     ap.add_argument("--write-docs", action="store_true",
                     help="Write the table into docs/performance.md (## Service dispatch).")
     args = ap.parse_args()
     rows: list[str] = []
     for backend in args.backends.split(","):
-        for kind in ("query", "http", "wake"):
+        for kind in args.runs.split(","):
             with tempfile.TemporaryDirectory() as d, _database(backend, Path(d)) as url:
                 tmp = Path(d)
                 settings = Settings(database_url=url, storage=tmp / "storage",
@@ -255,6 +257,22 @@ def _database(backend: str, tmp: Path) -> Iterator[str]:
         yield pg.create_database("bench")
 
 
+def _merge_rows(text: str, new: list[str]) -> list[str]:
+    """The section's existing table rows, replaced by ``new`` rows of the same
+    (database, run), in backend/run order."""
+    def key(row: str) -> tuple[str, str]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        return cells[0], cells[1]
+
+    section = text.partition("## Service dispatch")[2].partition("\n## ")[0]
+    old = [ln for ln in section.splitlines()
+           if ln.startswith("| ") and not ln.startswith(("| database", "| ---"))]
+    merged = {key(r): r for r in old} | {key(r): r for r in new}
+    order = {"sqlite": 0, "postgresql": 1, "query": 0, "http": 1, "wake": 2}
+    return [merged[k] for k in sorted(merged, key=lambda k: (order.get(k[0], 9),
+                                                             order.get(k[1], 9)))]
+
+
 NOTES = """\
 Reading these numbers:
 - *wake* is the dispatch latency the service adds: a submit wakes the longest-waiting
@@ -276,6 +294,7 @@ def write_docs(rows: list[str], args: argparse.Namespace) -> None:
 
     path = ROOT / "docs" / "performance.md"
     text = path.read_text() if path.exists() else "# Performance\n"
+    rows = _merge_rows(text, rows)
     section = "\n".join([
         "## Service dispatch",
         "",

@@ -147,12 +147,13 @@ class Worker:
         self.log.info("job %s attempt %s: %s", job.job_id, job.attempt, job.cell.key,
                       extra={"action": "run"})
         try:
-            started = self._retrying("start", lambda: self.client.start_job(
+            self._retrying("start", lambda: self.client.start_job(
                 job.job_id, self.name, job.attempt))
         except RequestRejected as exc:
             self.log.warning("cannot start job %s: %s", job.job_id, exc.detail)
             return False
-        del started
+        if self.stop.is_set():
+            return False
         self._cancel.clear()
         self._current = (job.job_id, job.attempt)
         workdir = self.state_dir / "jobs" / f"{job.job_id}-{job.attempt}"
