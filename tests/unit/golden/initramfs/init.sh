@@ -3,7 +3,8 @@
 # rendered copy. Per-run parameters come from /ktstr/params.sh (the run segment).
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export HOME=/root
-/bin/busybox --install -s /bin
+# the image ships busybox's applet links; install them only if it does not
+[ -e /bin/mount ] || /bin/busybox --install -s /bin
 mkdir -p /proc /sys /dev /tmp /run /root
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -50,26 +51,39 @@ find_port() {
 }
 
 # --- what the guest sees: one line per CPU and per NUMA node --------------------------
+# Mostly shell builtins (read, printf): every fork+exec costs milliseconds under TCG and
+# this runs on every boot. The cpumap lists (thread_siblings_list, node cpulist) are
+# binary sysfs attributes that fail busybox read's byte-by-byte reads: those use cat.
+rd() { _v=-; [ -r "$1" ] && read -r _v < "$1"; printf '%s' "$_v"; }
 report_topology() {
   _out=/tmp/ktstr-topology.txt
-  : > "$_out"
-  printf 'online %s\n' "$(cat /sys/devices/system/cpu/online)" >> "$_out"
-  for _c in /sys/devices/system/cpu/cpu[0-9]*; do
-    _n=${_c##*/cpu}
-    _t=$_c/topology
-    [ -d "$_t" ] || continue
-    _l3=-
-    [ -f "$_c/cache/index3/shared_cpu_list" ] && _l3=$(cat "$_c/cache/index3/shared_cpu_list")
-    printf 'cpu %s package=%s die=%s core=%s siblings=%s l3=%s\n' "$_n" \
-      "$(cat "$_t/physical_package_id")" "$(cat "$_t/die_id" 2>/dev/null || echo 0)" \
-      "$(cat "$_t/core_id")" "$(cat "$_t/thread_siblings_list")" "$_l3" >> "$_out"
-  done
-  for _d in /sys/devices/system/node/node[0-9]*; do
-    [ -d "$_d" ] || continue
-    _m=$(sed -n 's/.*MemTotal: *\([0-9]*\) kB/\1/p' "$_d/meminfo")
-    printf 'node %s cpulist=%s memkb=%s distance=%s\n' "${_d##*/node}" \
-      "$(cat "$_d/cpulist")" "${_m:-0}" "$(cat "$_d/distance" | tr ' ' ',')" >> "$_out"
-  done
+  {
+    printf 'online %s\n' "$(rd /sys/devices/system/cpu/online)"
+    for _c in /sys/devices/system/cpu/cpu[0-9]*; do
+      _t=$_c/topology
+      [ -d "$_t" ] || continue
+      read -r _pkg < "$_t/physical_package_id"
+      _die=0; [ -r "$_t/die_id" ] && read -r _die < "$_t/die_id"
+      read -r _core < "$_t/core_id"
+      _sib=$(cat "$_t/thread_siblings_list")
+      _l3=-; [ -r "$_c/cache/index3/shared_cpu_list" ] && read -r _l3 < "$_c/cache/index3/shared_cpu_list"
+      printf 'cpu %s package=%s die=%s core=%s siblings=%s l3=%s\n' "${_c##*/cpu}" \
+        "$_pkg" "$_die" "$_core" "$_sib" "$_l3"
+    done
+    for _d in /sys/devices/system/node/node[0-9]*; do
+      [ -d "$_d" ] || continue
+      _m=0
+      while read -r _a _b _k _v _u; do
+        [ "$_k" = MemTotal: ] && { _m=$_v; break; }
+      done < "$_d/meminfo"
+      _cl=$(cat "$_d/cpulist")
+      read -r _dist < "$_d/distance"
+      set -- $_dist
+      _dl=$1; shift
+      for _x in "$@"; do _dl="$_dl,$_x"; done
+      printf 'node %s cpulist=%s memkb=%s distance=%s\n' "${_d##*/node}" "$_cl" "$_m" "$_dl"
+    done
+  } > "$_out"
   emit "{\"t\":\"topology\",\"text_b64\":\"$(b64 "$_out")\"}"
 }
 
