@@ -50,3 +50,29 @@ def resolve_topology(topology: str | None, preset_name: str | None,
     if topology:
         return Topology.parse(topology)
     return default
+
+
+class Duration(click.ParamType):
+    """Seconds as a number or with a unit: ``5``, ``2.5s``, ``3m``, ``1h``."""
+
+    name = "duration"
+    _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        scale = self._UNITS.get(text[-1:], None)
+        number = text[:-1] if scale is not None else text
+        try:
+            seconds = float(number) * (scale or 1.0)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration: use seconds (5, 2.5) or a unit "
+                      "(30s, 3m, 1h)", param, ctx)
+        if seconds <= 0:
+            self.fail(f"{value!r}: a duration must be positive", param, ctx)
+        return seconds
+
+
+DURATION = Duration()

@@ -8,7 +8,13 @@ from pathlib import Path
 import click
 
 from ktstr.cli.app import App, pass_app
-from ktstr.cli.options import accel_option, kernel_option, resolve_topology, topology_options
+from ktstr.cli.options import (
+    DURATION,
+    accel_option,
+    kernel_option,
+    resolve_topology,
+    topology_options,
+)
 
 
 def _progress(msg: str) -> None:
@@ -20,8 +26,9 @@ def _progress(msg: str) -> None:
 @click.option("-s", "--scheduler", "scheduler_name", default="eevdf", show_default=True,
               help="A registered scheduler (see `ktstr list schedulers`).")
 @topology_options
-@click.option("--duration", type=float, default=5.0, show_default=True,
-              help="Seconds the workload runs under the scheduler.")
+@click.option("--duration", type=DURATION, default=5.0, show_default=True,
+              help="How long the workload runs under the scheduler: seconds, or with a "
+              "unit (30s, 2m).")
 @click.option("--workload", type=click.Choice(["spin", "stress-ng", "hackbench", "none"]),
               default="spin", show_default=True,
               help="Default workload: N CPU-bound workers (spin, stress-ng --cpu N) or "

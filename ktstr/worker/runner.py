@@ -58,7 +58,7 @@ def cell_argv(cell: Cell, ktstr: Sequence[str], json_file: Path) -> list[str]:
         return [*ktstr, "verifier", *common, "--json", str(json_file)]
     argv = [*ktstr, "run", *common, "--duration", f"{cell.duration_s:g}s", "--json"]
     if cell.test:
-        argv += ["--test", cell.test]
+        argv += ["--scenario", cell.test]  # a plan's tests are canned scenario names
     return argv
 
 

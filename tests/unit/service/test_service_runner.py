@@ -34,7 +34,7 @@ def test_cell_argv() -> None:
     assert cell_argv(cell(), ["ktstr"], Path("/w/v.json")) == [
         "ktstr", "run", "--kernel", "7.2", "--scheduler", "scx_a", "--topology", "1,2,2,1",
         "--duration", "20s", "--json"]
-    assert cell_argv(cell(test="t1"), ["k"], Path("/v.json"))[-2:] == ["--test", "t1"]
+    assert cell_argv(cell(test="t1"), ["k"], Path("/v.json"))[-2:] == ["--scenario", "t1"]
     assert cell_argv(cell(kind=CellKind.VERIFIER), ["k"], Path("/v.json")) == [
         "k", "verifier", "--kernel", "7.2", "--scheduler", "scx_a", "--topology", "1,2,2,1",
         "--json", "/v.json"]
