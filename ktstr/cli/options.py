@@ -52,7 +52,7 @@ def resolve_topology(topology: str | None, preset_name: str | None,
     return default
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType[float]):
     """Seconds as a number or with a unit: ``5``, ``2.5s``, ``3m``, ``1h``."""
 
     name = "duration"
