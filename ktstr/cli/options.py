@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -52,7 +52,13 @@ def resolve_topology(topology: str | None, preset_name: str | None,
     return default
 
 
-class Duration(click.ParamType[float]):
+if TYPE_CHECKING:  # click 8.4 types ParamType as generic; older clicks do not subscript
+    _FloatParam = click.ParamType[float]
+else:
+    _FloatParam = click.ParamType
+
+
+class Duration(_FloatParam):
     """Seconds as a number or with a unit: ``5``, ``2.5s``, ``3m``, ``1h``."""
 
     name = "duration"
