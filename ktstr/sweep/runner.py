@@ -23,6 +23,7 @@ import os
 import threading
 import time
 import traceback
+from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -57,8 +58,9 @@ class SweepCell(Frozen):
     ``cost`` (host CPUs it occupies while running)."""
 
     @property
+    @abstractmethod
     def id(self) -> str:
-        raise NotImplementedError
+        """Stable, ``/``-separated cell id."""
 
     @property
     def cost(self) -> int:
