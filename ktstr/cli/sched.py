@@ -300,3 +300,5 @@ def worker_list(client: ServiceClient, as_json: bool) -> None:
         _dump(workers)
     else:
         click.echo(table(WORKER_HEADERS, worker_rows(workers)))
+
+from ktstr.cli import sched_lease as _sched_lease  # noqa: E402,F401  (registers lease-* verbs)

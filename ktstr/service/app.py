@@ -18,7 +18,7 @@ from ktstr.service.context import ServiceContext
 from ktstr.service.db.jobs import reap
 from ktstr.service.errors import ServiceError
 from ktstr.service.planner import PlanError
-from ktstr.service.routes import admin, plans, workers
+from ktstr.service.routes import admin, leases, plans, workers
 from ktstr.service.states import InvalidTransition
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,10 @@ async def _reaper(ctx: ServiceContext, stop: asyncio.Event) -> None:
                         extra={"action": "reap"})
         if report.timed_out:
             log.warning("jobs timed out: %s", report.timed_out, extra={"action": "reap"})
-        if report.requeued:
+        if report.requeued or report.expired_leases:
             ctx.wakeup.notify(None)
+        if report.acquired_leases:
+            ctx.lease_events.notify(None)
 
 
 def _problem(status: int, detail: str, problems: list[str] | None = None) -> JSONResponse:
@@ -61,6 +63,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         ctx.wakeup.bind(asyncio.get_running_loop())
+        ctx.lease_events.bind(asyncio.get_running_loop())
         stop = asyncio.Event()
         task = asyncio.create_task(_reaper(ctx, stop))
         try:
@@ -73,7 +76,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                   description="Queued-plan scheduler for ktstr cells. Every endpoint needs "
                               "`Authorization: Bearer <token>`.")
     app.state.ctx = ctx
-    for module in (admin, plans, workers):
+    for module in (admin, leases, plans, workers):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.exception_handler(PlanError)

@@ -15,6 +15,7 @@ import httpx
 
 from ktstr.errors import InfraError, UserError
 from ktstr.service.auth import Capability
+from ktstr.service.leases import LeaseOut
 from ktstr.service.schemas import (
     Assignment,
     ClaimReply,
@@ -185,3 +186,27 @@ class ServiceClient:
     def report(self, job_id: int, result: JobResultIn) -> str:
         data = self.call("POST", f"/jobs/{job_id}/result", json=result.model_dump(mode="json"))
         return str(data["state"])
+
+    # --- leases --------------------------------------------------------------------
+    def acquire_lease(self, sutclass: str, priority: int = 0) -> LeaseOut:
+        return LeaseOut.model_validate(self.call(
+            "POST", "/leases", json={"sutclass": sutclass, "priority": priority}))
+
+    def lease(self, lease_id: int, wait_s: float = 0.0) -> LeaseOut:
+        return LeaseOut.model_validate(self.call(
+            "GET", f"/leases/{lease_id}", params={"wait_s": wait_s}, timeout=wait_s + 30))
+
+    def leases(self, *, states: list[str] | None = None, users: list[str] | None = None,
+               all_users: bool = False, all_states: bool = False) -> list[LeaseOut]:
+        params: dict[str, Any] = {"all_users": all_users, "all_states": all_states}
+        if states:
+            params["states"] = states
+        if users:
+            params["users"] = users
+        return [LeaseOut.model_validate(x) for x in self.call("GET", "/leases", params=params)]
+
+    def renew_lease(self, lease_id: int) -> LeaseOut:
+        return LeaseOut.model_validate(self.call("POST", f"/leases/{lease_id}/renew"))
+
+    def release_lease(self, lease_id: int) -> LeaseOut:
+        return LeaseOut.model_validate(self.call("POST", f"/leases/{lease_id}/release"))

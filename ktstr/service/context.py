@@ -24,6 +24,8 @@ class ServiceContext:
     db: Database
     clock: Callable[[], float] = time.time
     wakeup: Wakeup = field(default_factory=Wakeup)
+    #: wakes ``lease-acquire --wait`` long-polls (keyed by lease id) when leases change
+    lease_events: Wakeup = field(default_factory=Wakeup)
     #: worker name -> SUT class id, learned at register/claim
     worker_classes: dict[str, int] = field(default_factory=dict)
     #: token -> (expiry on the monotonic clock, caller); users never change in place, so

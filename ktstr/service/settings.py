@@ -27,6 +27,8 @@ class Settings(Frozen):
     reaper_interval_s: float = Field(1.0, gt=0)
     #: longest a claim long-poll may wait
     max_claim_wait_s: float = Field(30.0, ge=0)
+    #: an acquired lease not renewed for this long expires and its SUT returns to the pool
+    lease_max_s: float = Field(4 * 3600.0, gt=0)
 
     @property
     def heartbeat_interval_s(self) -> float:

@@ -138,3 +138,33 @@ def plan_state_for(jobs: Mapping[JobState, int], cancelled: bool) -> PlanState:
         return PlanState.COMPLETED
     started = sum(n for s, n in jobs.items() if s is not JobState.QUEUED)
     return PlanState.RUNNING if started else PlanState.QUEUED
+
+
+class LeaseState(enum.StrEnum):
+    """A manual lease of one SUT: queued until a SUT is free for it, then acquired until
+    its holder releases it or it runs out (``expired``); ``cancelled`` if released while
+    still queued."""
+
+    QUEUED = "queued"
+    ACQUIRED = "acquired"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return not LEASE_TRANSITIONS[self]
+
+
+LEASE_TRANSITIONS: Mapping[LeaseState, frozenset[LeaseState]] = {
+    LeaseState.QUEUED: frozenset({LeaseState.ACQUIRED, LeaseState.CANCELLED}),
+    LeaseState.ACQUIRED: frozenset({LeaseState.RELEASED, LeaseState.EXPIRED}),
+    LeaseState.RELEASED: frozenset(),
+    LeaseState.EXPIRED: frozenset(),
+    LeaseState.CANCELLED: frozenset(),
+}
+
+
+def require_lease_transition(what: str, actual: LeaseState, wanted: LeaseState) -> None:
+    if wanted not in LEASE_TRANSITIONS[actual]:
+        raise InvalidTransition(what, actual, wanted, _sources(LEASE_TRANSITIONS, wanted))  # type: ignore[arg-type]

@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 from ktstr.declare.base import Frozen
 from ktstr.service.auth import Principal
 from ktstr.service.db.engine import Database
+from ktstr.service.db.leases import acquire_on, leased_sut_ids, sweep, waiting
 from ktstr.service.db.plans import close_plan_if_done
 from ktstr.service.db.tables import JobRow, PlanRow, SutRow, WorkerRow
 from ktstr.service.errors import Conflict, NotFound
+from ktstr.service.leases import Kind, first_in_line
 from ktstr.service.planner import Cell
 from ktstr.service.schemas import Assignment, JobResultIn, JobStart
 from ktstr.service.settings import Settings
@@ -39,6 +41,8 @@ class ReapReport(Frozen):
     requeued: list[int] = []
     failed: list[int] = []
     timed_out: list[int] = []
+    acquired_leases: list[int] = []
+    expired_leases: list[int] = []
 
 
 def worker_for(s: Session, name: str, who: Principal) -> WorkerRow:
@@ -83,11 +87,12 @@ def claim(db: Database, who: Principal, name: str, session: int, settings: Setti
     the hot path)."""
     with db.write() as s:
         w = s.execute(select(WorkerRow.id, WorkerRow.owner_id, WorkerRow.session,
-                             SutRow.sutclass_id).join(SutRow, SutRow.id == WorkerRow.sut_id)
+                             SutRow.sutclass_id, SutRow.id)
+                      .join(SutRow, SutRow.id == WorkerRow.sut_id)
                       .where(WorkerRow.name == name)).first()
         if w is None:
             raise NotFound(f"no worker {name!r}: register it first (ktstr sched worker)")
-        worker_id, owner_id, current, sutclass_id = w
+        worker_id, owner_id, current, sutclass_id, sut_id = w
         who.require_owner(owner_id, f"worker {name!r}")
         if session != current:
             raise Conflict(f"worker {name!r} session {session} was replaced by session "
@@ -97,6 +102,12 @@ def claim(db: Database, who: Principal, name: str, session: int, settings: Setti
         for job in held:  # a worker runs one job at a time: it gave that one up
             requeue_or_fail(s, job, f"worker {name} claimed again while holding it",
                             settings, now)
+        if sut_id in leased_sut_ids(s, sutclass_id):
+            return None  # a leased SUT receives no jobs
+        head = first_in_line(waiting(s, sutclass_id, 1))
+        if head is not None and head.kind is Kind.LEASE:  # the lease's turn: it takes the SUT
+            acquire_on(s, head.id, sut_id, settings, now)
+            return None
         # the row-level guard is ``state = queued`` below; this is the table's word on it
         require_job_transition("a queued job", JobState.QUEUED, JobState.ASSIGNED)
         pick = (select(JobRow.id).where(JobRow.sutclass_id == sutclass_id,
@@ -213,8 +224,10 @@ def reap(db: Database, settings: Settings, now: float) -> ReapReport:
         for plan_id in s.scalars(select(PlanRow.id).where(PlanRow.completed_at.is_(None),
                                                           ~live.exists())).all():
             close_plan_if_done(s, plan_id, now)
+        leases = sweep(s, settings, now)
     return ReapReport(lost_workers=lost, requeued=requeued, failed=failed,
-                      timed_out=timed_out)
+                      timed_out=timed_out, acquired_leases=leases.acquired,
+                      expired_leases=leases.expired)
 
 
 def touch_workers(db: Database, now: float) -> None:

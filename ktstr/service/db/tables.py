@@ -115,3 +115,26 @@ class JobRow(Base):
 # the claim query: next queued job of a class, highest priority first, then submit time
 Index("ix_jobs_dispatch", JobRow.sutclass_id, JobRow.state, JobRow.priority.desc(),
       JobRow.submitted_at, JobRow.id)
+
+
+class LeaseRow(Base):
+    """A manual lease: one SUT of a class held by a user (``sut_id`` once acquired)."""
+
+    __tablename__ = "leases"
+    __table_args__ = (
+        Index("ix_leases_class_state", "sutclass_id", "state"),
+        Index("ix_leases_sut_state", "sut_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    sutclass_id: Mapped[int] = mapped_column(ForeignKey("sutclasses.id"))
+    sut_id: Mapped[int | None] = mapped_column(ForeignKey("suts.id"), nullable=True)
+    state: Mapped[str] = mapped_column(String(20))  # LeaseState
+    priority: Mapped[int] = mapped_column(Integer)
+    requested_at: Mapped[float] = mapped_column(Float)
+    acquired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: when an acquired lease runs out unless renewed
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
