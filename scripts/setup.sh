@@ -21,6 +21,7 @@ apt_packages=(
   stress-ng rt-tests
   clang-22 llvm-22 lld-22 libelf-dev zlib1g-dev libzstd-dev make gcc libc6-dev pkg-config
   postgresql openssh-server openssh-client
+  chromium
 )
 
 need_apt() {

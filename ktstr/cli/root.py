@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "show": "ktstr.cli.listing:show_group",
     "sched": "ktstr.cli.sched:sched_group",
     "preference": "ktstr.cli.preference:preference_group",
+    "result": "ktstr.cli.result:result",
     "run": "ktstr.cli.run:run",
     "shell": "ktstr.cli.shell:shell",
     "test": "ktstr.cli.testcmd:test",

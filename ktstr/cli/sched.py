@@ -83,8 +83,10 @@ def sched_group() -> None:
               type=click.Path(path_type=Path), help="Directory for job logs.")
 @click.option("--sutclasses", "sutclasses", default="sutclasses.yaml", show_default=True,
               type=click.Path(path_type=Path), help="SUT classes file.")
-@click.option("--resultstore", default=None, help="Where results are published (recorded; "
-              "publishing arrives with part 2).")
+@click.option("--resultstore", default=None, help="SQL URL (sqlite:///PATH or "
+              "postgresql://...) where finished jobs are published (unless --no-publish).")
+@click.option("--max-upload", default=512 * 1024 * 1024, show_default=True, type=int,
+              help="Largest file (bytes) a plan may upload; larger ones get HTTP 413.")
 @click.option("--timeout-slack", default="5m", show_default=True,
               help="Added to each job's timeout before it is ended as timed_out.")
 @click.option("--heartbeat-timeout", default="30s", show_default=True,
@@ -92,8 +94,8 @@ def sched_group() -> None:
 @click.option("--max-tries", default=3, show_default=True, type=int,
               help="Lost-worker attempts before a job fails.")
 def sched_run(host: str, port: int, database: str, storage: Path, sutclasses: Path,
-              resultstore: str | None, timeout_slack: str, heartbeat_timeout: str,
-              max_tries: int) -> None:
+              resultstore: str | None, max_upload: int, timeout_slack: str,
+              heartbeat_timeout: str, max_tries: int) -> None:
     """Start the scheduler service (first start prints the admin token)."""
     from ktstr.service.context import ServiceContext
     from ktstr.service.db.engine import Database
@@ -108,7 +110,8 @@ def sched_run(host: str, port: int, database: str, storage: Path, sutclasses: Pa
         raise UserError(str(exc)) from exc
     settings = Settings(database_url=database, storage=storage, sutclasses=sutclasses,
                         resultstore=resultstore, timeout_slack_s=slack,
-                        heartbeat_timeout_s=hb, max_tries=max_tries)
+                        heartbeat_timeout_s=hb, max_tries=max_tries,
+                        max_upload_bytes=max_upload)
     with Database(settings.database_url) as db:
         token = prepare(settings, db)
         if token is not None:
@@ -211,8 +214,11 @@ def sutclass_list(client: ServiceClient, as_json: bool, start: datetime | None,
 @client_command
 def plan_exec(client: ServiceClient, as_json: bool, plan_file: Path, priority: int | None,
               no_publish: bool) -> None:
-    """Submit PLAN_FILE (YAML or JSON) targeting a SUT class."""
+    """Submit PLAN_FILE (YAML or JSON) targeting a SUT class; local files it names
+    (kernel images, scheduler binaries, `files:` entries) are uploaded with it."""
     import yaml
+
+    from ktstr.service.uploads import local_uploads
 
     try:
         document = yaml.safe_load(plan_file.read_text())
@@ -220,7 +226,12 @@ def plan_exec(client: ServiceClient, as_json: bool, plan_file: Path, priority: i
         raise UserError(f"cannot read plan {plan_file}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise UserError(f"{plan_file}: not valid YAML: {exc}") from exc
-    plan = client.submit_plan(document, priority=priority, publish=not no_publish)
+    document, uploads = local_uploads(document, plan_file.parent)
+    if uploads:
+        plan = client.submit_plan_files(document, uploads, priority=priority,
+                                        publish=not no_publish)
+    else:
+        plan = client.submit_plan(document, priority=priority, publish=not no_publish)
     if as_json:
         _dump(plan)
         return
@@ -235,9 +246,14 @@ def plan_exec(client: ServiceClient, as_json: bool, plan_file: Path, priority: i
 @click.option("--all-users", is_flag=True, help="Plans of every user.")
 @click.option("--all-states", is_flag=True, help="Plans in every state.")
 @click.option("--jobs", "show_jobs", is_flag=True, help="With PLAN_ID: list its jobs too.")
+@click.option("--page", type=click.IntRange(1), default=None,
+              help="Show this page (1-based) of the listing, e.g. of --all-states history.")
+@click.option("--page-size", type=click.IntRange(1, 1000), default=50, show_default=True,
+              help="Plans per page (with --page).")
 @client_command
 def plan_list(client: ServiceClient, as_json: bool, plan_id: int | None, states: str | None,
-              users: str | None, all_users: bool, all_states: bool, show_jobs: bool) -> None:
+              users: str | None, all_users: bool, all_states: bool, show_jobs: bool,
+              page: int | None, page_size: int) -> None:
     """Plans with owner, SUT class, priority, progress, status, times and ETA."""
     from ktstr.service.render import JOB_HEADERS, PLAN_HEADERS, job_rows, plan_rows
 
@@ -245,7 +261,8 @@ def plan_list(client: ServiceClient, as_json: bool, plan_id: int | None, states:
         plans = [client.plan(plan_id)]
     else:
         plans = client.plans(states=_csv(states), users=_csv(users), all_users=all_users,
-                             all_states=all_states)
+                             all_states=all_states, page=page,
+                             page_size=page_size if page is not None else None)
     jobs = client.jobs(plan_id) if plan_id is not None and show_jobs else None
     if as_json:
         if jobs is not None:
@@ -302,3 +319,4 @@ def worker_list(client: ServiceClient, as_json: bool) -> None:
         click.echo(table(WORKER_HEADERS, worker_rows(workers)))
 
 from ktstr.cli import sched_lease as _sched_lease  # noqa: E402,F401  (registers lease-* verbs)
+from ktstr.cli import sched_resubmit as _sched_resubmit  # noqa: E402,F401  (plan-resubmit)

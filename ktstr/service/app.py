@@ -18,7 +18,7 @@ from ktstr.service.context import ServiceContext
 from ktstr.service.db.jobs import reap
 from ktstr.service.errors import ServiceError
 from ktstr.service.planner import PlanError
-from ktstr.service.routes import admin, leases, plans, workers
+from ktstr.service.routes import admin, dashboard, files, leases, plans, workers
 from ktstr.service.states import InvalidTransition
 
 log = logging.getLogger(__name__)
@@ -71,13 +71,16 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         finally:
             stop.set()
             await task
+            if ctx.resultstore is not None:
+                ctx.resultstore.close()
 
     app = FastAPI(title="ktstr scheduler", version=__version__, lifespan=lifespan,
                   description="Queued-plan scheduler for ktstr cells. Every endpoint needs "
                               "`Authorization: Bearer <token>`.")
     app.state.ctx = ctx
-    for module in (admin, leases, plans, workers):
+    for module in (admin, files, leases, plans, workers):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(dashboard.router)
 
     @app.exception_handler(PlanError)
     async def _plan_error(_r: Request, exc: PlanError) -> JSONResponse:

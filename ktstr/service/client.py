@@ -7,8 +7,11 @@ explanation.
 
 from __future__ import annotations
 
+import contextlib
+import json as json_module
 import logging
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +25,7 @@ from ktstr.service.schemas import (
     HeartbeatReply,
     JobOut,
     JobResultIn,
+    PlanFileOut,
     PlanOut,
     SutClassOut,
     UserCreated,
@@ -136,8 +140,13 @@ class ServiceClient:
         return PlanOut.model_validate(self.call("POST", "/plans", json=body))
 
     def plans(self, *, states: list[str] | None = None, users: list[str] | None = None,
-              all_users: bool = False, all_states: bool = False) -> list[PlanOut]:
+              all_users: bool = False, all_states: bool = False, page: int | None = None,
+              page_size: int | None = None) -> list[PlanOut]:
         params: dict[str, Any] = {"all_users": all_users, "all_states": all_states}
+        if page is not None:
+            params["page"] = page
+        if page_size is not None:
+            params["page_size"] = page_size
         if states:
             params["states"] = states
         if users:
@@ -210,3 +219,54 @@ class ServiceClient:
 
     def release_lease(self, lease_id: int) -> LeaseOut:
         return LeaseOut.model_validate(self.call("POST", f"/leases/{lease_id}/release"))
+
+    # --- uploads, files, resubmit ----------------------------------------------------
+    def submit_plan_files(self, document: Any, files: dict[str, Path], *,
+                          priority: int | None = None, publish: bool = True) -> PlanOut:
+        """Submit a plan with local files (multipart): ``files`` maps each upload name
+        (the plan says ``upload:NAME``) to a local path."""
+        body = json_module.dumps({"plan": document, "priority": priority,
+                                  "publish": publish})
+        with contextlib.ExitStack() as stack:
+            parts = [("files", (name, stack.enter_context(open(path, "rb")),
+                                "application/octet-stream"))
+                     for name, path in sorted(files.items())]
+            try:
+                resp = self._http.post("/plans/upload", data={"submission": body},
+                                       files=parts, timeout=max(self._http.timeout.read or 30,
+                                                                600))
+            except httpx.TransportError as exc:
+                raise ServiceUnreachable(self.url, f"{type(exc).__name__}: {exc}") from exc
+        if resp.status_code >= 500:
+            raise ServiceFailed("POST", "/plans/upload", resp.status_code, _detail(resp))
+        if resp.status_code >= 400:
+            raise RequestRejected("POST", "/plans/upload", resp.status_code, _detail(resp))
+        return PlanOut.model_validate(resp.json())
+
+    def plan_files(self, plan_id: int) -> list[PlanFileOut]:
+        return [PlanFileOut.model_validate(x)
+                for x in self.call("GET", f"/plans/{plan_id}/files")]
+
+    def download(self, sha256: str, dest: Path) -> Path:
+        """Fetch an uploaded file into ``dest`` (written atomically)."""
+        tmp = dest.with_name(dest.name + ".part")
+        try:
+            with self._http.stream("GET", f"/files/{sha256}", timeout=600) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    cls = ServiceFailed if resp.status_code >= 500 else RequestRejected
+                    raise cls("GET", f"/files/{sha256}", resp.status_code, _detail(resp))
+                with open(tmp, "wb") as out:
+                    for chunk in resp.iter_bytes(1 << 20):
+                        out.write(chunk)
+        except httpx.TransportError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ServiceUnreachable(self.url, f"{type(exc).__name__}: {exc}") from exc
+        tmp.replace(dest)
+        return dest
+
+    def resubmit_plan(self, plan_id: int, *, failed_only: bool = False,
+                      priority: int | None = None) -> PlanOut:
+        return PlanOut.model_validate(self.call(
+            "POST", f"/plans/{plan_id}/resubmit",
+            json={"failed_only": failed_only, "priority": priority}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +16,9 @@ from ktstr.service.db.users import authenticate
 from ktstr.service.errors import Unauthorized
 from ktstr.service.settings import Settings
 from ktstr.service.wakeup import Wakeup
+
+if TYPE_CHECKING:
+    from ktstr.service.resultstore import ResultStore
 
 
 @dataclass
@@ -31,6 +34,8 @@ class ServiceContext:
     #: token -> (expiry on the monotonic clock, caller); users never change in place, so
     #: a short cache saves a database read on every request
     auth_cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
+    #: the --resultstore, opened at the first publish (ktstr.service.publish)
+    resultstore: ResultStore | None = None
 
 
 #: seconds an authenticated token is remembered

@@ -109,6 +109,9 @@ class Plan(Frozen):
     priority: int | None = Field(None, ge=0, le=100,
                                  description="higher runs first; plan-exec --priority wins")
     name: str | None = Field(None, max_length=200)
+    files: list[Name] = Field(default_factory=list, description=(
+        "extra files (e.g. config files) made available to the SUT as files/NAME in the "
+        "job's work directory: upload:NAME values, uploaded with the plan"))
 
 
 def plan_json_schema() -> dict[str, Any]:

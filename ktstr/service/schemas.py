@@ -169,3 +169,17 @@ class JobResultIn(Frozen):
     duration_s: float = Field(ge=0)
     details: dict[str, Any] = Field(default_factory=dict)
     log: str = Field("", description="the run's log (the worker keeps its tail if huge)")
+
+
+class PlanFileOut(Frozen):
+    """A file uploaded with a plan (fetch it from ``/files/{sha256}``)."""
+
+    name: str
+    sha256: str
+    size: int
+
+
+class PlanResubmit(Frozen):
+    failed_only: bool = Field(False, description="only the jobs that failed, timed out or "
+                                                 "ended with outcome error/fail")
+    priority: int | None = Field(None, ge=0, le=100)

@@ -29,6 +29,8 @@ class Settings(Frozen):
     max_claim_wait_s: float = Field(30.0, ge=0)
     #: an acquired lease not renewed for this long expires and its SUT returns to the pool
     lease_max_s: float = Field(4 * 3600.0, gt=0)
+    #: the largest file a plan may upload (413 above it)
+    max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1)
 
     @property
     def heartbeat_interval_s(self) -> float:
@@ -37,3 +39,13 @@ class Settings(Frozen):
     @property
     def logs_dir(self) -> Path:
         return self.storage / "logs"
+
+    @property
+    def files_dir(self) -> Path:
+        """Uploaded files, content-addressed."""
+        return self.storage / "files"
+
+    @property
+    def results_dir(self) -> Path:
+        """Every job's result JSON and console log."""
+        return self.storage / "results"

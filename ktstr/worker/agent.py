@@ -20,7 +20,8 @@ from typing import TypeVar
 from ktstr import __version__
 from ktstr.service.client import RequestRejected, ServiceClient, ServiceFailed, ServiceUnreachable
 from ktstr.service.schemas import Assignment, JobResultIn, WorkerSession
-from ktstr.worker.runner import CellRunner
+from ktstr.worker.files import fetch_job_files
+from ktstr.worker.runner import CellRunner, JobResult
 from ktstr.worker.spool import Pending, Spool
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class Worker:
         stop_watch.start()
         t0 = time.monotonic()
         try:
-            result = self.runner.run(job, workdir, self._cancel)
+            result = self._run_with_files(job, workdir)
         finally:
             watchdog.cancel()
             self._current = None
@@ -191,6 +192,14 @@ class Worker:
         shutil.rmtree(workdir, ignore_errors=True)
         self._upload(pending)
         return True
+
+    def _run_with_files(self, job: Assignment, workdir: Path) -> JobResult:
+        """Fetch the plan's uploaded files into ``workdir``, then run the cell."""
+        try:
+            job = fetch_job_files(self.client, job, workdir)
+        except (ServiceUnreachable, ServiceFailed, RequestRejected, OSError) as exc:
+            return JobResult(failed=True, reasons=[f"cannot fetch the plan's files: {exc}"])
+        return self.runner.run(job, workdir, self._cancel)
 
     def _cancel_on_stop(self) -> None:
         while self._current is not None:

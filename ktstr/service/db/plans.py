@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 from ktstr.declare.base import Frozen
 from ktstr.service.auth import Principal
 from ktstr.service.db.engine import Database
-from ktstr.service.db.tables import JobRow, PlanRow, SutClassRow, SutRow, User, WorkerRow
+from ktstr.service.db.tables import (
+    JobRow,
+    PlanFileRow,
+    PlanRow,
+    SutClassRow,
+    SutRow,
+    User,
+    WorkerRow,
+)
 from ktstr.service.errors import Conflict, NotFound
 from ktstr.service.eta import PendingJob, plan_eta
 from ktstr.service.plan import Plan
@@ -33,10 +41,14 @@ class PlanFilter(Frozen):
     plan_id: int | None = None
     owner_ids: list[int] | None = None  # None: every user
     states: list[PlanState] | None = None  # None: every state
+    page: int | None = None  # 1-based; None: every plan
+    page_size: int = 50
 
 
 def submit_plan(db: Database, owner: Principal, plan: Plan, cells: Sequence[Cell],
-                sutclass_id: int, priority: int, publish: bool, now: float) -> int:
+                sutclass_id: int, priority: int, publish: bool, now: float,
+                files: Sequence[tuple[str, str, int]] = ()) -> int:
+    """Insert the plan, its jobs and its uploaded files ``(name, sha256, size)``."""
     with db.write() as s:
         row = PlanRow(owner_id=owner.id, sutclass_id=sutclass_id, name=plan.name,
                       priority=priority, publish=publish, state=PlanState.QUEUED.value,
@@ -51,6 +63,9 @@ def submit_plan(db: Database, owner: Principal, plan: Plan, cells: Sequence[Cell
              "attempt": 0, "lost_count": 0}
             for i, c in enumerate(cells)
         ])
+        if files:
+            s.execute(insert(PlanFileRow), [
+                {"plan_id": row.id, "name": n, "sha256": h, "size": z} for n, h, z in files])
         return row.id
 
 
@@ -113,6 +128,8 @@ def list_plans(db: Database, flt: PlanFilter, now: float) -> list[PlanOut]:
         q = q.where(PlanRow.owner_id.in_(flt.owner_ids))
     if flt.states is not None:
         q = q.where(PlanRow.state.in_([st.value for st in flt.states]))
+    if flt.page is not None:
+        q = q.offset((flt.page - 1) * flt.page_size).limit(flt.page_size)
     with db.read() as s:
         rows = s.execute(q).all()
         if flt.plan_id is not None and not rows:

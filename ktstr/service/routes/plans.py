@@ -49,8 +49,11 @@ def plan_create(body: PlanSubmit, who: Exec, ctx: Ctx) -> PlanOut:
 def plan_list(who: Query, ctx: Ctx,
               states: Annotated[list[PlanState] | None, Param()] = None,
               users: Annotated[list[str] | None, Param()] = None,
-              all_users: bool = False, all_states: bool = False) -> list[PlanOut]:
-    """Plans; by default the caller's own, queued or running."""
+              all_users: bool = False, all_states: bool = False,
+              page: Annotated[int | None, Param(ge=1, le=1_000_000)] = None,
+              page_size: Annotated[int, Param(ge=1, le=1000)] = 50) -> list[PlanOut]:
+    """Plans; by default the caller's own, queued or running. ``page`` (1-based) with
+    ``page_size`` pages through them (job history: ``all_states=true&page=2``)."""
     if users:
         known = users_by_name(ctx.db, users)
         missing = sorted(set(users) - set(known))
@@ -60,7 +63,8 @@ def plan_list(who: Query, ctx: Ctx,
     else:
         owners = None if all_users else [who.id]
     chosen = None if all_states else (states or DEFAULT_STATES)
-    return list_plans(ctx.db, PlanFilter(owner_ids=owners, states=chosen), ctx.clock())
+    return list_plans(ctx.db, PlanFilter(owner_ids=owners, states=chosen, page=page,
+                                         page_size=page_size), ctx.clock())
 
 
 @router.get("/plans/{plan_id}")

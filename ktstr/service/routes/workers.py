@@ -11,6 +11,7 @@ from fastapi import APIRouter
 
 from ktstr.service.context import Ctx, Lease, Query
 from ktstr.service.db import jobs, workers
+from ktstr.service.publish import keep_and_publish
 from ktstr.service.schemas import (
     ClaimReply,
     ClaimRequest,
@@ -93,5 +94,6 @@ def job_start(job_id: int, body: JobStart, who: Lease, ctx: Ctx) -> None:
 def job_result(job_id: int, body: JobResultIn, who: Lease, ctx: Ctx) -> dict[str, JobState]:
     """Record the run's verdict and log; a requeued job's late result is accepted if no
     other worker has claimed it since."""
-    return {"state": jobs.finish(ctx.db, who, job_id, body, ctx.settings.logs_dir,
-                                 ctx.clock())}
+    state = jobs.finish(ctx.db, who, job_id, body, ctx.settings.logs_dir, ctx.clock())
+    keep_and_publish(ctx, job_id)
+    return {"state": state}
