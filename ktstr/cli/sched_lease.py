@@ -132,3 +132,25 @@ def lease_renew(client: ServiceClient, as_json: bool, lease_id: int,
 
 def _epoch_arg(value: datetime | None) -> datetime | None:
     return value.astimezone() if value is not None else None
+
+
+@sched_group.command("usage")
+@click.option("--from", "start", type=click.DateTime(), default=None,
+              help="Start of the window (default: 7 days before --to).")
+@click.option("--to", "end", type=click.DateTime(), default=None,
+              help="End of the window (default: now).")
+@click.option("--by", type=click.Choice(["sut", "user", "sutclass"]), default="sut",
+              show_default=True, help="Group rows by SUT, user or SUT class.")
+@client_command
+def usage(client: ServiceClient, as_json: bool, start: datetime | None,
+          end: datetime | None, by: str) -> None:
+    """Busy %, jobs run and failure rate, busiest first (which SUTs are used and fail most)."""
+    rows = client.usage(by, _epoch_arg(start), _epoch_arg(end))
+    if as_json:
+        _dump(rows)
+        return
+    click.echo(table([by.upper(), "SUTS", "BUSY", "JOBS", "FAILED", "FAILURE RATE", "LEASES"],
+                     [[r.key, str(r.suts), f"{r.busy * 100:.1f}%", str(r.jobs),
+                       str(r.failed_jobs),
+                       "-" if r.failure_rate is None else f"{r.failure_rate * 100:.1f}%",
+                       str(r.leases)] for r in rows]))

@@ -18,7 +18,7 @@ from ktstr.service.context import ServiceContext
 from ktstr.service.db.jobs import reap
 from ktstr.service.errors import ServiceError
 from ktstr.service.planner import PlanError
-from ktstr.service.routes import admin, dashboard, files, leases, plans, workers
+from ktstr.service.routes import admin, dashboard, files, leases, plans, usage, workers
 from ktstr.service.states import InvalidTransition
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                   description="Queued-plan scheduler for ktstr cells. Every endpoint needs "
                               "`Authorization: Bearer <token>`.")
     app.state.ctx = ctx
-    for module in (admin, files, leases, plans, workers):
+    for module in (admin, files, leases, plans, usage, workers):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(dashboard.router)
 

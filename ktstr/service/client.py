@@ -35,6 +35,7 @@ from ktstr.service.schemas import (
     WorkerSession,
 )
 from ktstr.service.settings import PROTOCOL_VERSION
+from ktstr.service.usage import UsageRow
 
 log = logging.getLogger(__name__)
 
@@ -270,3 +271,10 @@ class ServiceClient:
         return PlanOut.model_validate(self.call(
             "POST", f"/plans/{plan_id}/resubmit",
             json={"failed_only": failed_only, "priority": priority}))
+
+    # --- usage ---------------------------------------------------------------------
+    def usage(self, by: str = "sut", start: datetime | None = None,
+              end: datetime | None = None) -> list[UsageRow]:
+        params: dict[str, Any] = {"by": by}
+        params.update({k: v.isoformat() for k, v in (("from", start), ("to", end)) if v})
+        return [UsageRow.model_validate(x) for x in self.call("GET", "/usage", params=params)]

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 
 from ktstr.service.db.engine import Database
-from ktstr.service.db.tables import JobRow, SutClassRow, SutRow
+from ktstr.service.db.tables import JobRow, LeaseRow, SutClassRow, SutRow
 from ktstr.service.schemas import SutClassOut, ts
 from ktstr.service.states import JobState
 from ktstr.service.sutclasses import SutClass
+from ktstr.service.usage import busy_share
 
 _ACTIVE = (JobState.ASSIGNED.value, JobState.RUNNING.value)
 
@@ -45,19 +46,6 @@ def sync_sutclasses(db: Database, classes: Sequence[SutClass], now: float) -> No
                     srow.sutclass_id, srow.connection, srow.present = row.id, conn, True
 
 
-def busy_share(intervals: Sequence[tuple[float, float | None]], suts: int,
-               start: float, end: float, now: float) -> float:
-    """Share of SUT time in [start, end) covered by job intervals (pure)."""
-    span = (end - start) * max(suts, 1)
-    if span <= 0:
-        return 0.0
-    busy = 0.0
-    for a, b in intervals:
-        lo, hi = max(a, start), min(b if b is not None else now, end)
-        busy += max(hi - lo, 0.0)
-    return min(busy / span, 1.0)
-
-
 def list_sutclasses(db: Database, now: float, start: float | None, end: float | None
                     ) -> list[SutClassOut]:
     out: list[SutClassOut] = []
@@ -76,6 +64,11 @@ def list_sutclasses(db: Database, now: float, start: float | None, end: float | 
                     JobRow.assigned_at < hi,
                     (JobRow.finished_at.is_(None)) | (JobRow.finished_at > lo)))
                 intervals = [(float(a or 0.0), b) for a, b in rows]
+                leases = s.execute(select(LeaseRow.acquired_at, LeaseRow.ended_at).where(
+                    LeaseRow.sutclass_id == c.id, LeaseRow.acquired_at.is_not(None),
+                    LeaseRow.acquired_at < hi,
+                    (LeaseRow.ended_at.is_(None)) | (LeaseRow.ended_at > lo)))
+                intervals += [(float(a or 0.0), b) for a, b in leases]
                 usage = busy_share(intervals, total, lo, hi, now)
             out.append(SutClassOut(
                 id=c.id, name=c.name, enabled=c.enabled, suts_total=total,
