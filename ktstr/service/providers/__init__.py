@@ -1,0 +1,1 @@
+"""SUT providers: how a job reaches a SUT (seed 002's scheduler-plugin interface)."""
