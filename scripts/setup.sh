@@ -20,7 +20,7 @@ apt_packages=(
   busybox-static cpio xz-utils zstd dpkg-dev
   stress-ng rt-tests
   clang-22 llvm-22 lld-22 libelf-dev zlib1g-dev libzstd-dev make gcc libc6-dev pkg-config
-  postgresql openssh-server openssh-client
+  postgresql openssh-server openssh-client slurm-wlm munge
   chromium
 )
 
