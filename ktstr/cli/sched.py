@@ -93,9 +93,11 @@ def sched_group() -> None:
               help="A worker silent this long is lost; its job is requeued.")
 @click.option("--max-tries", default=3, show_default=True, type=int,
               help="Lost-worker attempts before a job fails.")
+@click.option("--lease-max", default="4h", show_default=True,
+              help="An acquired lease not renewed for this long expires.")
 def sched_run(host: str, port: int, database: str, storage: Path, sutclasses: Path,
               resultstore: str | None, max_upload: int, timeout_slack: str,
-              heartbeat_timeout: str, max_tries: int) -> None:
+              heartbeat_timeout: str, max_tries: int, lease_max: str) -> None:
     """Start the scheduler service (first start prints the admin token)."""
     from ktstr.service.context import ServiceContext
     from ktstr.service.db.engine import Database
@@ -106,12 +108,14 @@ def sched_run(host: str, port: int, database: str, storage: Path, sutclasses: Pa
     try:
         slack = 0.0 if timeout_slack.strip() in ("0", "0s") else parse_duration(timeout_slack)
         hb = parse_duration(heartbeat_timeout)
+        lease_max_s = parse_duration(lease_max)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     settings = Settings(database_url=database, storage=storage, sutclasses=sutclasses,
                         resultstore=resultstore, timeout_slack_s=slack,
                         heartbeat_timeout_s=hb, max_tries=max_tries,
-                        max_upload_bytes=max_upload)
+                        max_upload_bytes=max_upload,
+                        lease_max_s=lease_max_s)
     with Database(settings.database_url) as db:
         token = prepare(settings, db)
         if token is not None:
