@@ -11,6 +11,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from ktstr import __version__
 from ktstr.errors import UserError
@@ -97,6 +98,12 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     @app.exception_handler(UserError)
     async def _user_error(_r: Request, exc: UserError) -> JSONResponse:
         return _problem(400, str(exc))
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(_r: Request, exc: Exception) -> JSONResponse:
+        # a number the database cannot hold (e.g. an id beyond 64 bits) names no row
+        return _problem(422, "invalid request: a number is out of the database's range")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
