@@ -195,11 +195,14 @@ class Worker:
 
     def _run_with_files(self, job: Assignment, workdir: Path) -> JobResult:
         """Fetch the plan's uploaded files into ``workdir``, then run the cell."""
-        try:
-            job = fetch_job_files(self.client, job, workdir)
-        except (ServiceUnreachable, ServiceFailed, RequestRejected, OSError) as exc:
+        try:  # a service that is away (restarting) is waited out, as for every call
+            local = self._retrying(f"fetch the files of job {job.job_id}",
+                                   lambda: fetch_job_files(self.client, job, workdir))
+        except (RequestRejected, OSError) as exc:
             return JobResult(failed=True, reasons=[f"cannot fetch the plan's files: {exc}"])
-        return self.runner.run(job, workdir, self._cancel)
+        if local is None:  # stopping
+            return JobResult(failed=True, reasons=["cancelled: the worker is stopping"])
+        return self.runner.run(local, workdir, self._cancel)
 
     def _cancel_on_stop(self) -> None:
         while self._current is not None:
