@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import string
-from urllib.parse import quote
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 import httpx
 import pytest
