@@ -147,7 +147,7 @@ class Database:
         try:
             with self.engine.begin() as conn:
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "heads")  # every branch (a merge revision joins them)
+                command.upgrade(cfg, "head")
         except OperationalError as exc:
             raise InfraError(f"cannot migrate database {self.describe}: {exc.orig}") from exc
         log.info("database schema is current", extra={"action": "migrate"})
