@@ -17,10 +17,12 @@ from ktstr import __version__
 from ktstr.errors import UserError
 from ktstr.service.context import ServiceContext
 from ktstr.service.db.jobs import reap
+from ktstr.service.dispatch import Dispatcher, dispatched, run_dispatcher
 from ktstr.service.errors import ServiceError
 from ktstr.service.planner import PlanError
 from ktstr.service.routes import admin, dashboard, files, leases, plans, usage, workers
 from ktstr.service.states import InvalidTransition
+from ktstr.service.sutclasses import load_sutclasses
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +68,15 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         ctx.wakeup.bind(asyncio.get_running_loop())
         ctx.lease_events.bind(asyncio.get_running_loop())
         stop = asyncio.Event()
-        task = asyncio.create_task(_reaper(ctx, stop))
+        tasks = [asyncio.create_task(_reaper(ctx, stop))]
+        classes = load_sutclasses(ctx.settings.sutclasses)
+        if dispatched(classes):  # SSH / Slurm classes: the service runs their jobs
+            tasks.append(asyncio.create_task(run_dispatcher(Dispatcher(ctx, classes), stop)))
         try:
             yield
         finally:
             stop.set()
-            await task
+            await asyncio.gather(*tasks)
             if ctx.resultstore is not None:
                 ctx.resultstore.close()
 

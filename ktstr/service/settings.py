@@ -29,6 +29,8 @@ class Settings(Frozen):
     max_claim_wait_s: float = Field(30.0, ge=0)
     #: an acquired lease not renewed for this long expires and its SUT returns to the pool
     lease_max_s: float = Field(4 * 3600.0, gt=0)
+    #: how often the dispatcher polls a running SSH/Slurm job's status
+    dispatch_poll_s: float = Field(0.5, gt=0)
     #: the largest file a plan may upload (413 above it)
     max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1)
 

@@ -10,13 +10,13 @@ from ktstr.service.db.engine import Database
 from ktstr.service.db.tables import JobRow, LeaseRow, SutClassRow, SutRow
 from ktstr.service.schemas import SutClassOut, ts
 from ktstr.service.states import JobState
-from ktstr.service.sutclasses import SutClass
+from ktstr.service.sutclasses import AnySutClass
 from ktstr.service.usage import busy_share
 
 _ACTIVE = (JobState.ASSIGNED.value, JobState.RUNNING.value)
 
 
-def sync_sutclasses(db: Database, classes: Sequence[SutClass], now: float) -> None:
+def sync_sutclasses(db: Database, classes: Sequence[AnySutClass], now: float) -> None:
     """Make the tables match the file: new classes and SUTs are added, classes missing
     from the file are disabled, SUTs missing from it are marked absent (history stays)."""
     with db.write() as s:
@@ -36,7 +36,7 @@ def sync_sutclasses(db: Database, classes: Sequence[SutClass], now: float) -> No
             else:
                 row = found
             row.enabled = c.enabled
-            for sut in c.params.suts:
+            for sut in c.suts:
                 conn = sut.connection.model_dump(mode="json")
                 srow = suts.get(sut.name)
                 if srow is None:

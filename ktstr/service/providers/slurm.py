@@ -4,9 +4,10 @@ output parsers are pure; ``SlurmProvider`` runs them."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import Field
@@ -28,6 +29,8 @@ class SlurmParams(Frozen):
     partition: str | None = None
     account: str | None = None
     sbatch_args: list[str] = Field(default_factory=list)
+    #: slurm.conf for every Slurm command (``SLURM_CONF``); None: Slurm's own lookup
+    slurm_conf: Path | None = None
 
 
 def render_kickoff(job: ProviderJob, p: SlurmParams, log: Path) -> str:
@@ -127,10 +130,10 @@ def parse_sinfo(out: str) -> list[NodeInfo]:
     return list(nodes.values())
 
 
-def _run(argv: Sequence[str]) -> str:
+def _run(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
     try:
         done = subprocess.run(list(argv), capture_output=True, text=True, timeout=60,
-                              check=False)
+                              check=False, env=dict(env) if env is not None else None)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ProviderError(f"{shlex.join(argv)} failed: {exc}") from exc
     if done.returncode != 0:
@@ -145,6 +148,9 @@ class SlurmProvider:
     def __init__(self, params: SlurmParams, workdir: Path) -> None:
         self.params, self.workdir = params, workdir
         self._cancelled: set[str] = set()
+        self._env: dict[str, str] | None = None
+        if params.slurm_conf is not None:
+            self._env = {**os.environ, "SLURM_CONF": str(params.slurm_conf)}
 
     def log_path(self, job: ProviderJob) -> Path:
         return self.workdir / f"job-{job.job_id}-{job.attempt}.log"
@@ -153,15 +159,15 @@ class SlurmProvider:
         self.workdir.mkdir(parents=True, exist_ok=True)
         script = self.workdir / f"job-{job.job_id}-{job.attempt}.sh"
         script.write_text(render_kickoff(job, self.params, self.log_path(job)))
-        return Handle(provider=self.name, ref=parse_sbatch(_run(sbatch_argv(script))))
+        return Handle(provider=self.name, ref=parse_sbatch(_run(sbatch_argv(script), self._env)))
 
     def status(self, handle: Handle) -> ProviderStatus:
-        fields = parse_scontrol(_run(scontrol_argv(handle.ref)))
+        fields = parse_scontrol(_run(scontrol_argv(handle.ref), self._env))
         return slurm_status(fields, handle.ref in self._cancelled)
 
     def cancel(self, handle: Handle) -> None:
         self._cancelled.add(handle.ref)
-        _run(scancel_argv(handle.ref))
+        _run(scancel_argv(handle.ref), self._env)
 
     def available(self) -> bool:
         try:
@@ -170,7 +176,7 @@ class SlurmProvider:
             return False
 
     def inventory(self) -> list[NodeInfo]:
-        nodes = parse_sinfo(_run(sinfo_argv()))
+        nodes = parse_sinfo(_run(sinfo_argv(), self._env))
         if self.params.partition:
             nodes = [n for n in nodes if self.params.partition in n.groups]
         return nodes

@@ -22,6 +22,7 @@ from ktstr.service.db.plans import (
 )
 from ktstr.service.db.sutclasses import sutclass_ids
 from ktstr.service.db.users import users_by_name
+from ktstr.service.dispatch import DISPATCH_KEY
 from ktstr.service.errors import NotFound
 from ktstr.service.planner import expand
 from ktstr.service.schemas import JobOut, PlanOut, PlanSubmit, PlanUpdate
@@ -88,9 +89,11 @@ def plan_update(plan_id: int, body: PlanUpdate, who: Exec, ctx: Ctx) -> PlanOut:
 
 @router.post("/plans/{plan_id}/cancel")
 def plan_cancel(plan_id: int, who: Exec, ctx: Ctx) -> PlanOut:
-    """Cancel queued jobs now; running jobs finish on their own."""
+    """Cancel queued jobs now; running pulled jobs finish on their own, running
+    dispatched (SSH, Slurm) jobs are cancelled through their provider."""
     who.require_owner(plan_owner(ctx.db, plan_id), f"plan {plan_id}")
     cancel_plan(ctx.db, plan_id, ctx.clock())
+    ctx.wakeup.notify(DISPATCH_KEY)  # dispatched running jobs are cancelled at once
     return list_plans(ctx.db, PlanFilter(plan_id=plan_id), ctx.clock())[0]
 
 

@@ -1,0 +1,70 @@
+"""Queries of the service-side dispatcher: who it acts as, what its jobs look like now,
+and ending a job it cancelled. Claim, start and finish are the pull workers' own
+(``ktstr.service.db.jobs``), so a dispatched job is claimed exactly like a pulled one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ktstr.declare.base import Frozen
+from ktstr.errors import InfraError
+from ktstr.service.auth import Capability, Principal
+from ktstr.service.db.engine import Database
+from ktstr.service.db.jobs import _job_of, _move
+from ktstr.service.db.plans import close_plan_if_done
+from ktstr.service.db.tables import JobRow, PlanRow, User, WorkerRow
+from ktstr.service.db.users import principal_of
+from ktstr.service.states import JobState
+
+
+class JobView(Frozen):
+    state: JobState
+    attempt: int
+    cancel_requested: bool
+
+
+def dispatcher_principal(db: Database) -> Principal:
+    """The service acts for its dispatched SUTs as the first admin user."""
+    with db.read() as s:
+        for user in s.scalars(select(User).order_by(User.id)):
+            who = principal_of(user)
+            if Capability.ADMIN in who.capabilities:
+                return who
+    raise InfraError("no admin user: the dispatcher needs one to own its SUTs' workers")
+
+
+def job_views(db: Database, job_ids: Sequence[int]) -> dict[int, JobView]:
+    if not job_ids:
+        return {}
+    with db.read() as s:
+        rows = s.execute(select(JobRow.id, JobRow.state, JobRow.attempt,
+                                PlanRow.cancel_requested)
+                         .join(PlanRow, PlanRow.id == JobRow.plan_id)
+                         .where(JobRow.id.in_(list(job_ids)))).all()
+    return {i: JobView(state=JobState(st), attempt=a, cancel_requested=bool(c))
+            for i, st, a, c in rows}
+
+
+def cancel_job(db: Database, job_id: int, attempt: int, worker: str, reason: str,
+               log: str, logs_dir: Path, now: float) -> JobState:
+    """End a dispatched job as cancelled (its plan was cancelled), keeping its log."""
+    with db.write() as s:
+        w = s.scalar(select(WorkerRow).where(WorkerRow.name == worker))
+        if w is None:
+            raise InfraError(f"no worker row {worker!r} for a dispatched job")
+        job = _job_of(s, db, job_id, w, attempt)
+        _move(job, JobState.CANCELLED)
+        job.reasons = [reason]
+        job.finished_at = now
+        if job.started_at is not None:
+            job.duration_s = now - job.started_at
+        if log:
+            logs_dir.mkdir(parents=True, exist_ok=True)
+            path = logs_dir / f"job-{job_id}-attempt-{attempt}.log"
+            path.write_text(log)
+            job.log_path = str(path)
+        close_plan_if_done(s, job.plan_id, now)
+        return JobState(job.state)
