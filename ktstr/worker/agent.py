@@ -1,9 +1,10 @@
 """``Worker``: the pull loop of one SUT.
 
 Order at start: upload any spooled results, register (version handshake), then loop:
-claim (long-poll) -> start -> run through the ``CellRunner`` (a watchdog ends it at its
-timeout; a heartbeat answer can end it too) -> spool the result -> upload it. The
-service being away (restart) is waited out with a bounded backoff.
+claim (long-poll) -> fetch the plan's files -> start -> run through the ``CellRunner``
+(a watchdog ends it at its timeout; a heartbeat answer can end it too) -> spool the
+result -> upload it. The service being away (restart) is waited out with a bounded
+backoff.
 """
 
 from __future__ import annotations
@@ -147,6 +148,13 @@ class Worker:
     def _run_one(self, job: Assignment) -> bool:
         self.log.info("job %s attempt %s: %s", job.job_id, job.attempt, job.cell.key,
                       extra={"action": "run"})
+        workdir = self.state_dir / "jobs" / f"{job.job_id}-{job.attempt}"
+        # fetch the plan's files *before* reporting the start: once a job is running the
+        # worker needs nothing more from the service until it reports the result (which
+        # the spool keeps across a service restart)
+        fetched = self._fetch_files(job, workdir)
+        if fetched is None:  # stopping
+            return False
         try:
             self._retrying("start", lambda: self.client.start_job(
                 job.job_id, self.name, job.attempt))
@@ -157,7 +165,6 @@ class Worker:
             return False
         self._cancel.clear()
         self._current = (job.job_id, job.attempt)
-        workdir = self.state_dir / "jobs" / f"{job.job_id}-{job.attempt}"
         expired = threading.Event()
 
         def expire() -> None:
@@ -171,7 +178,8 @@ class Worker:
         stop_watch.start()
         t0 = time.monotonic()
         try:
-            result = self._run_with_files(job, workdir)
+            result = (self.runner.run(fetched, workdir, self._cancel)
+                      if isinstance(fetched, Assignment) else fetched)
         finally:
             watchdog.cancel()
             self._current = None
@@ -193,16 +201,16 @@ class Worker:
         self._upload(pending)
         return True
 
-    def _run_with_files(self, job: Assignment, workdir: Path) -> JobResult:
-        """Fetch the plan's uploaded files into ``workdir``, then run the cell."""
-        try:  # a service that is away (restarting) is waited out, as for every call
+    def _fetch_files(self, job: Assignment, workdir: Path) -> Assignment | JobResult | None:
+        """The job with its uploaded files fetched into ``workdir`` (a service that is away
+        is waited out, as for every call), a failed ``JobResult`` if they cannot be
+        fetched, or ``None`` when the worker is stopping."""
+        try:
             local = self._retrying(f"fetch the files of job {job.job_id}",
                                    lambda: fetch_job_files(self.client, job, workdir))
         except (RequestRejected, OSError) as exc:
             return JobResult(failed=True, reasons=[f"cannot fetch the plan's files: {exc}"])
-        if local is None:  # stopping
-            return JobResult(failed=True, reasons=["cancelled: the worker is stopping"])
-        return self.runner.run(local, workdir, self._cancel)
+        return local
 
     def _cancel_on_stop(self) -> None:
         while self._current is not None:
