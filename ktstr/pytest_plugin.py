@@ -21,7 +21,6 @@ from ktstr.testkit.decorator import spec_of
 from ktstr.testkit.session import KtstrSession
 from ktstr.testkit.sidecar import read_sidecars
 from ktstr.testkit.variants import KernelChoice, expand_variants
-from ktstr.vm.budget import cpu_budget
 from ktstr.vm.host import AccelRequest
 
 _KERNELS = pytest.StashKey[list[KernelChoice]]()
@@ -92,7 +91,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def ktstr_session(request: pytest.FixtureRequest) -> KtstrSession:
     config = request.config
-    budget = int(config.getoption("--ktstr-cpu-budget") or 0) or cpu_budget()
     worker = getattr(config, "workerinput", {}).get("workerid", "master")
     return KtstrSession(
         kernels=tuple(config.getoption("--ktstr-kernel") or ()),
@@ -100,7 +98,7 @@ def ktstr_session(request: pytest.FixtureRequest) -> KtstrSession:
         accel=AccelRequest(config.getoption("--ktstr-accel")),
         keep=bool(config.getoption("--ktstr-keep")),
         results_dir=Path(config.getoption("--ktstr-results")).resolve(),
-        cpu_budget=budget, host=HostCapacity.detect(), worker_id=worker,
+        host=HostCapacity.detect(), worker_id=worker,
     )
 
 

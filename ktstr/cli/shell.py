@@ -54,16 +54,16 @@ def shell(
     from ktstr.run.params import exec_files, shell_files
     from ktstr.run.rundir import finish_run_dir, make_run_dir
     from ktstr.vm.argv import kernel_cmdline
-    from ktstr.vm.host import AccelRequest, choose_accel, find_qemu
+    from ktstr.vm.host import AccelRequest
 
     interactive = command is None
     if interactive and not sys.stdin.isatty():
         raise UserError("no terminal for an interactive shell: use --exec CMD")
     topo = resolve_topology(topology, preset_name, DEFAULT_TOPOLOGY)
     k = resolve_kernel(kernel)
-    from ktstr.run.probe import kvm_boot_probe
+    from ktstr.run.probe import select_accel
 
-    choice = choose_accel(AccelRequest(accel), find_qemu(), boot_probe=lambda: kvm_boot_probe(k))
+    choice = select_accel(AccelRequest(accel), k)
     click.echo(f"ktstr: {k.release or k.version}, {topo.label} ({topo.total_cpus} vCPUs), "
                f"{choice.describe()}", err=True)
     binaries: dict[str, Path] = {}

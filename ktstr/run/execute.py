@@ -24,12 +24,13 @@ from ktstr.results.model import (
 from ktstr.run.boot import BootOutcome, boot
 from ktstr.run.image import base_spec, make_initrd
 from ktstr.run.params import run_files
+from ktstr.run.probe import select_accel
 from ktstr.run.request import WORKLOAD_BINARIES, RunRequest
 from ktstr.run.rundir import finish_run_dir, make_run_dir
 from ktstr.run.stats import workload_stats
 from ktstr.scenario import runner as scenario_runner
 from ktstr.vm.argv import TcgThreading, kernel_cmdline
-from ktstr.vm.host import AccelChoice, choose_accel, find_qemu, timeout_scale
+from ktstr.vm.host import AccelChoice, timeout_scale
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,6 @@ def scheduler_binary(request: RunRequest, kernel: CachedKernel) -> Path | None:
     return discover_scheduler(spec.name, kernel.release or kernel.version)
 
 
-def select_accel(request: RunRequest, kernel: CachedKernel) -> AccelChoice:
-    from ktstr.run.probe import kvm_boot_probe
-
-    qemu = find_qemu()
-    return choose_accel(request.accel, qemu, boot_probe=lambda: kvm_boot_probe(kernel))
-
-
 def payload_argv(request: RunRequest) -> list[str] | None:
     """The payload's guest command line: its executable, default args, the test's args."""
     p = request.payload
@@ -106,7 +100,7 @@ def run_scheduler(request: RunRequest, progress: Progress = _noop) -> RunResult:
             **base,
         )
     binary = scheduler_binary(request, kernel)
-    accel = select_accel(request, kernel)
+    accel = select_accel(request.accel, kernel)
     progress(f"accelerator: {accel.describe()}")
     run_dir = request.run_dir or make_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from ktstr.run.image import init_script
 from ktstr.run.params import exec_files
 from ktstr.run.rundir import finish_run_dir, make_run_dir
 from ktstr.vm.argv import Accel, kernel_cmdline
-from ktstr.vm.host import AccelChoice
+from ktstr.vm.host import AccelChoice, AccelRequest, choose_accel, find_qemu
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +45,8 @@ def kvm_boot_probe(kernel: CachedKernel) -> tuple[bool, str]:
     else:
         why = (outcome.console_tail.strip().splitlines()[-1:] or [outcome.detail])[0]
     return False, f"{outcome.vm_outcome.value}: {why[:300]}"
+
+
+def select_accel(request: AccelRequest, kernel: CachedKernel) -> AccelChoice:
+    """The accelerator for a VM of ``kernel``: ``auto`` probes KVM with this kernel once."""
+    return choose_accel(request, find_qemu(), boot_probe=lambda: kvm_boot_probe(kernel))

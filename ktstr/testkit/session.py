@@ -15,6 +15,5 @@ class KtstrSession(Frozen):
     accel: AccelRequest = AccelRequest.AUTO
     keep: bool = False
     results_dir: Path
-    cpu_budget: int
     host: HostCapacity
     worker_id: str = "master"
