@@ -30,10 +30,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _docs import DOCS, replace_section
+
 from ktstr.image import elf
 from ktstr.image.builder import Compression, ImageSpec, build_base, compose, run_segment
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 HEADING = "## Initramfs build"
 INIT = "#!/bin/busybox sh\necho KTSTR-BENCH uptime=$(cut -d' ' -f1 /proc/uptime)\npoweroff -f\n"
 SEGMENT: dict[str, bytes | Path] = {
@@ -173,14 +174,8 @@ def machine_facts() -> str:
 
 
 def write_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Performance\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text)
+    """Replace this benchmark's section of docs/performance.md (``_docs``)."""
+    replace_section(HEADING, section.partition("\n")[2])
 
 
 def main(argv: list[str]) -> None:
