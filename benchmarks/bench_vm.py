@@ -26,8 +26,8 @@ from ktstr.declare.topology import Topology, vm_memory_mb
 from ktstr.image import builder
 from ktstr.kernel.resolve import resolve_kernel
 from ktstr.run.boot import boot
-from ktstr.run.image import init_script
-from ktstr.run.params import exec_files
+from ktstr.run.image import image_spec
+from ktstr.run.params import exec_plan
 from ktstr.vm.argv import accel_args, kernel_cmdline
 from ktstr.vm.host import AccelRequest, choose_accel, find_qemu, qemu_version
 
@@ -81,11 +81,10 @@ def main() -> None:
         topo = Topology(1, 1, n, 1)
         uptimes, totals = [], []
         for _ in range(max(1, args.runs // 2)):
-            spec = builder.ImageSpec(init=init_script())
-            initrd = builder.compose(builder.build_base(spec),
-                                     builder.run_segment(exec_files("true")),
-                                     work / "initrd.img")
-            out = boot(kernel=kernel.image_path, initrd=initrd, cmdline=kernel_cmdline(),
+            initrd = builder.compose(builder.build_base(image_spec()),
+                                     builder.run_segment({}), work / "initrd.img")
+            out = boot(kernel=kernel.image_path, image=initrd, plan=exec_plan("true"),
+                       cmdline=kernel_cmdline(),
                        topology=topo, accel=choice, run_dir=work, work_timeout_s=60,
                        expect_exec=True, name="bench")
             if out.hello is not None:

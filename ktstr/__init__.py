@@ -61,7 +61,7 @@ _LAZY = {
     "Ctx": "ktstr.testkit.context",
     "RunResult": "ktstr.results.model",
     "Verdict": "ktstr.results.model",
-    "run_defs": "ktstr.scenario.runner",
+    "run_defs": "ktstr.run.execute",
 }
 
 

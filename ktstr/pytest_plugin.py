@@ -4,11 +4,15 @@
 kernel; with ``--ktstr-gauntlet`` every accepted preset x profile x kernel). Each variant
 boots its own VM; a crashed VM fails that variant only. Sidecar JSON files land in
 ``--ktstr-results`` and a summary table ends the session.
+
+The ``--ktstr-*`` options become one ``KtstrOptions`` in ``pytest_configure``, kept on
+the config under ``OPTIONS``. Every xdist worker builds its own from the options it
+receives. Everything reaches the runs through ``KtstrSession`` and ``RunRequest``, never
+through ``os.environ``.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,12 +21,15 @@ import pytest
 
 from ktstr.declare.topology import HostCapacity
 from ktstr.errors import UserError
-from ktstr.testkit.decorator import spec_of
-from ktstr.testkit.session import KtstrSession
+from ktstr.testkit.session import KtstrOptions, KtstrSession
 from ktstr.testkit.sidecar import read_sidecars
+from ktstr.testkit.spec import spec_of
+from ktstr.testkit.summary import summary_lines
 from ktstr.testkit.variants import KernelChoice, expand_variants
 from ktstr.vm.host import AccelRequest
 
+#: the typed ``--ktstr-*`` options of this pytest process (``pytest_configure``)
+OPTIONS = pytest.StashKey[KtstrOptions]()
 _KERNELS = pytest.StashKey[list[KernelChoice]]()
 _STARTED = pytest.StashKey[float]()
 
@@ -39,20 +46,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="auto (KVM when it works, else TCG), kvm or tcg.")
     g.addoption("--ktstr-keep", action="store_true", default=False,
                 help="Keep every run directory (console, argv, image), not only failed ones.")
+    g.addoption("--ktstr-no-repro", action="store_true", default=False,
+                help="Do not rerun a failed run with a scheduling trace (by default a FAIL "
+                "is rerun once, traced, and marked flaky if it does not recur).")
     g.addoption("--ktstr-results", default="ktstr-results", metavar="DIR",
                 help="Where sidecar JSON files go (default: ./ktstr-results).")
+    g.addoption("--ktstr-cold-boot", action="store_true", default=False,
+                help="Boot every VM from scratch instead of restoring a snapshot (the same "
+                "as env KTSTR_SNAPSHOTS=0).")
     g.addoption("--ktstr-cpu-budget", type=int, default=0, metavar="N",
                 help="Host CPUs all VMs may use at once, across xdist workers (default: "
                 "$KTSTR_CPU_BUDGET, else all). A VM holds min(vCPUs, N) of them while it runs.")
 
 
+def options_from(config: pytest.Config) -> KtstrOptions:
+    """The ``--ktstr-*`` options, typed and checked (a bad value is a usage error)."""
+    budget = int(config.getoption("--ktstr-cpu-budget") or 0)
+    if budget < 0:
+        raise pytest.UsageError(f"--ktstr-cpu-budget={budget}: give a whole number of "
+                                "CPUs >= 1 (0: $KTSTR_CPU_BUDGET, else all)")
+    return KtstrOptions(
+        kernels=tuple(config.getoption("--ktstr-kernel") or ()),
+        gauntlet=bool(config.getoption("--ktstr-gauntlet")),
+        accel=AccelRequest(config.getoption("--ktstr-accel")),
+        keep=bool(config.getoption("--ktstr-keep")),
+        repro=not config.getoption("--ktstr-no-repro"),
+        results_dir=Path(config.getoption("--ktstr-results")).resolve(),
+        cold_boot=bool(config.getoption("--ktstr-cold-boot")),
+        cpu_budget=budget or None,
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ktstr: a @ktstr_test scheduler test (boots VMs)")
     config.stash[_STARTED] = time.time()
-    budget = int(config.getoption("--ktstr-cpu-budget") or 0)
-    if budget:
-        # every VM (boot()) takes its tokens from this budget, in every xdist worker
-        os.environ["KTSTR_CPU_BUDGET"] = str(budget)
+    config.stash[OPTIONS] = options_from(config)
 
 
 def _kernel_choices(config: pytest.Config) -> list[KernelChoice]:
@@ -60,7 +88,7 @@ def _kernel_choices(config: pytest.Config) -> list[KernelChoice]:
         return config.stash[_KERNELS]
     from ktstr.kernel.resolve import resolve_kernel
 
-    specs: list[str] = list(config.getoption("--ktstr-kernel") or [])
+    specs = list(config.stash[OPTIONS].kernels)
     choices: list[KernelChoice] = []
     for spec in specs or [None]:  # type: ignore[list-item]
         try:
@@ -78,7 +106,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if spec is None or "ktstr_variant" not in metafunc.fixturenames:
         return
     variants = expand_variants(spec, _kernel_choices(metafunc.config),
-                               gauntlet=bool(metafunc.config.getoption("--ktstr-gauntlet")))
+                               gauntlet=metafunc.config.stash[OPTIONS].gauntlet)
     metafunc.parametrize("ktstr_variant", variants, ids=[v.id for v in variants])
 
 
@@ -92,37 +120,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def ktstr_session(request: pytest.FixtureRequest) -> KtstrSession:
     config = request.config
     worker = getattr(config, "workerinput", {}).get("workerid", "master")
-    return KtstrSession(
-        kernels=tuple(config.getoption("--ktstr-kernel") or ()),
-        gauntlet=bool(config.getoption("--ktstr-gauntlet")),
-        accel=AccelRequest(config.getoption("--ktstr-accel")),
-        keep=bool(config.getoption("--ktstr-keep")),
-        results_dir=Path(config.getoption("--ktstr-results")).resolve(),
-        host=HostCapacity.detect(), worker_id=worker,
-    )
+    return KtstrSession.from_options(config.stash[OPTIONS], host=HostCapacity.detect(),
+                                     worker_id=worker)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
-    if hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput") or OPTIONS not in config.stash:
         return
-    rows = read_sidecars(Path(config.getoption("--ktstr-results")).resolve(),
+    rows = read_sidecars(config.stash[OPTIONS].results_dir,
                          since=config.stash.get(_STARTED, 0.0))
     if not rows:
         return
     tr = terminalreporter
     tr.section("ktstr summary")
-    names = [str(r["test"]).split("::", 1)[-1] for r in rows]
-    width = min(60, max(len(n) for n in names))
-    tr.write_line(f"{'TEST':<{width}}  {'OUTCOME':<8} {'VERDICT':<7} {'SCHEDULER':<12} "
-                  f"{'KERNEL':<10} {'TOPOLOGY':<10} REASON")
-    for name, r in sorted(zip(names, rows, strict=True)):
-        verdict = (r.get("verdict") or "-").upper()
-        kernel = r.get("kernel") or {}
-        k = kernel.get("version") or kernel.get("spec") or "-"
-        why = " ".join(r.get("reasons") or []) or (r.get("message") or "")
-        if r.get("outcome") == "passed" and verdict == "FAIL":
-            why = "expected: " + why
-        tr.write_line(f"{name[-width:]:<{width}}  {r.get('outcome', '?'):<8} {verdict:<7} "
-                      f"{r.get('scheduler') or '-':<12} {k:<10} "
-                      f"{r['topology_requested']:<10} {why.splitlines()[0][:70] if why else ''}")
+    for line in summary_lines(rows):
+        tr.write_line(line)

@@ -7,7 +7,9 @@
 # System packages: QEMU 10 from bookworm-backports (QEMU 7.2's multi-threaded TCG
 # corrupts guests), clang-22 for building the sched_ext example schedulers, busybox
 # for the guest, workloads (stress-ng, rt-tests), gcc + libc6-dev (the static scenario
-# worker, ktstr/guest/native), PostgreSQL for the service tests.
+# guest agent, ktstr/guest/native), libjansson-dev (the agent links it statically),
+# PostgreSQL for the service tests; the kernel build tools for `ktstr kernel build`
+# (flex, bison, bc, dwarves for pahole/BTF, libelf-dev, libssl-dev).
 # The backports entry reuses the mirror URI of the machine's own Debian sources.
 set -euo pipefail
 
@@ -20,6 +22,8 @@ apt_packages=(
   busybox-static cpio xz-utils zstd dpkg-dev
   stress-ng rt-tests
   clang-22 llvm-22 lld-22 libelf-dev zlib1g-dev libzstd-dev make gcc libc6-dev pkg-config
+  libjansson-dev
+  flex bison bc dwarves libssl-dev binutils perl
   postgresql openssh-server openssh-client slurm-wlm munge
   chromium
 )

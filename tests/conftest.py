@@ -22,3 +22,20 @@ def _isolated_home(
     for var in ("KTSTR_DECLARATIONS", "KTSTR_VCPU_OVERCOMMIT"):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+#: markers of tests that run only when a -m expression names them
+ON_DEMAND_MARKERS = ("kernel_build",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``kernel_build`` compile a whole kernel (tens of minutes on 2 cores):
+    skipped unless the -m expression names the marker (``pytest -m kernel_build``)."""
+    markexpr = config.getoption("markexpr") or ""
+    for marker in ON_DEMAND_MARKERS:
+        if marker in markexpr:
+            continue
+        skip = pytest.mark.skip(reason=f"on demand: run with -m {marker}")
+        for item in items:
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(skip)

@@ -147,13 +147,28 @@ def path(spec: str, what: str | None) -> None:
               help="Keep the N newest entries (of SPEC's matches, or of all).")
 @click.option("--corrupt-only", is_flag=True, help="Only remove entries that fail verification.")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed.")
-def clean(spec: str | None, keep: int | None, corrupt_only: bool, dry_run: bool) -> None:
+@click.option("--build-dirs", is_flag=True,
+              help="Only remove the out-of-tree build directories of `ktstr kernel build` "
+                   "(kbuild/, ~1.3 GB each; the next build of that tree is cold).")
+def clean(spec: str | None, keep: int | None, corrupt_only: bool, dry_run: bool,
+          build_dirs: bool) -> None:
     """Remove cached kernels: all, those matching SPEC, or only corrupt ones.
 
     Leftovers of interrupted fetches are always removed.
     """
-    from ktstr.kernel.clean import plan_clean, remove_entries
+    from ktstr.kernel.build import kbuild_dir
+    from ktstr.kernel.clean import idle_build_dirs, plan_clean, remove_entries
+    from ktstr.kernel.locking import discard_dir
 
+    if build_dirs:
+        dirs = idle_build_dirs(kbuild_dir())
+        for d in dirs:
+            click.echo(f"{'would remove' if dry_run else 'removing'} {d}")
+            if not dry_run:
+                discard_dir(d)
+        if not dirs:
+            click.echo("nothing to remove")
+        return
     plan = plan_clean(spec=spec, keep=keep, corrupt_only=corrupt_only)
     for p in plan:
         click.echo(f"{'would remove' if dry_run else 'removing'} {p}")
@@ -161,3 +176,57 @@ def clean(spec: str | None, keep: int | None, corrupt_only: bool, dry_run: bool)
         remove_entries(plan)
     if not plan:
         click.echo("nothing to remove")
+
+
+@kernel.command("build")
+@click.argument("src", metavar="SRC")
+@click.option("--config", "fragments", multiple=True, type=click.Path(dir_okay=False),
+              metavar="FRAGMENT",
+              help="A config fragment merged over kernels/ktstr.config (repeatable; later "
+                   "files win).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Parallel compile jobs (default: the host's CPU count).")
+@click.option("--force", is_flag=True, help="Rebuild even when the cache has this kernel.")
+@click.option("--strict", is_flag=True,
+              help="Fail before compiling when a fragment option did not survive.")
+@click.option("--pahole", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="pahole to use (default: the host's when new enough for the tree's BTF, "
+                   "else Debian trixie's, unpacked into the cache).")
+@click.option("--json", "as_json", is_flag=True, help="Print the cache entry and build "
+              "record as JSON.")
+def build(src: str, fragments: tuple[str, ...], jobs: int | None, force: bool, strict: bool,
+          pahole: str | None, as_json: bool) -> None:
+    """Build a kernel from SRC and cache it (usable by every --kernel).
+
+    \b
+    SRC:  PATH   a kernel source tree (git checkout or extracted tarball)
+          7.2    Debian's linux-source-7.2 (downloaded and extracted once)
+    The base config is kernels/ktstr.config over allnoconfig; each --config fragment is
+    merged on top, then olddefconfig, and every fragment option that did not keep its
+    value is reported by name. The build runs out of tree under the cache (kbuild/),
+    under nice, and is reused by incremental rebuilds of the same tree and config; the
+    kernel's cache key is VERSION+build-SOURCE-CONFIG, so building the same source and
+    config again is a cache hit.
+    """
+    from pathlib import Path
+
+    from ktstr.kernel.archive import PrivateApt
+    from ktstr.kernel.build import KernelBuilder
+
+    builder = KernelBuilder(progress=EchoProgress(), archive_factory=PrivateApt,
+                            pahole=Path(pahole) if pahole else None)
+    result = builder.build(
+        src, [Path(f) for f in fragments], jobs=jobs, force=force, strict=strict)
+    if as_json:
+        App.echo_json({"kernel": result.kernel.summary(), "cache_hit": result.cache_hit,
+                       "build": result.record.model_dump(mode="json")})
+        return
+    click.echo(table(["KEY", "VERSION", "SOURCE", "SCHED_EXT", "BTF", "SIZE"],
+                     [_row(result.kernel)]))
+    if result.record.dropped:
+        click.echo(f"\n{len(result.record.dropped)} fragment option(s) did not survive "
+                   "olddefconfig:")
+        for d in result.record.dropped:
+            click.echo(f"  {d.describe()}")
+    click.echo(f"\n{'cache hit' if result.cache_hit else 'built'}: use it with "
+               f"--kernel {result.kernel.key}")

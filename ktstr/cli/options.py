@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +30,20 @@ def accel_option(f: F) -> F:
         show_default=True, envvar="KTSTR_ACCEL",
         help="auto = KVM when it can boot a stock kernel (probed once), else TCG "
         "(env KTSTR_ACCEL).",
+    )(f)
+
+
+def _cold_boot(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:  # the environment reaches every VM this command starts, in any process
+        os.environ["KTSTR_SNAPSHOTS"] = "0"
+    return value
+
+
+def cold_boot_option(f: F) -> F:
+    return click.option(
+        "--cold-boot", is_flag=True, expose_value=False, is_eager=True, callback=_cold_boot,
+        help="Boot every VM from scratch: restore no snapshot and save none (the same as "
+        "env KTSTR_SNAPSHOTS=0; see docs/running.md, Snapshots).",
     )(f)
 
 

@@ -12,12 +12,15 @@ from ktstr.cli.app import App
 
 #: command name -> "module:attribute"; each module owns one click command or group
 COMMANDS: dict[str, str] = {
+    "cache": "ktstr.cli.cache:cache",
+    "compare": "ktstr.cli.compare:compare",
     "kernel": "ktstr.cli.kernel:kernel",
     "list": "ktstr.cli.listing:list_group",
     "schedulers": "ktstr.cli.schedulers:schedulers",
     "show": "ktstr.cli.listing:show_group",
     "sched": "ktstr.cli.sched:sched_group",
     "preference": "ktstr.cli.preference:preference_group",
+    "report": "ktstr.cli.report:report",
     "result": "ktstr.cli.result:result",
     "run": "ktstr.cli.run:run",
     "shell": "ktstr.cli.shell:shell",
@@ -50,8 +53,9 @@ class LazyGroup(click.Group):
     multiple=True,
     envvar="KTSTR_DECLARATIONS",
     metavar="MODULE",
-    help="Also load schedulers/payloads declared in this Python module (repeatable; "
-    "env KTSTR_DECLARATIONS, space-separated). Entry-point declarations always load.",
+    help="Also load schedulers/payloads declared in this Python module: an importable "
+    "name, a module in the current directory, or a file path (./my_scheds.py). Repeatable; "
+    "env KTSTR_DECLARATIONS, space-separated. Entry-point declarations always load.",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.pass_context

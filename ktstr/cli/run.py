@@ -11,6 +11,7 @@ from ktstr.cli.app import App, pass_app
 from ktstr.cli.options import (
     DURATION,
     accel_option,
+    cold_boot_option,
     kernel_option,
     resolve_topology,
     topology_options,
@@ -48,6 +49,13 @@ def _progress(msg: str) -> None:
 @click.option("--extra-sched-arg", "extra_args", multiple=True, metavar="ARG",
               help="Extra scheduler argument, after the declared ones (repeatable; use "
               "--extra-sched-arg=-x for arguments that start with a dash).")
+@click.option("--one-shot-sched-arg", "one_shot_args", multiple=True, metavar="ARG",
+              help="A declared one-shot fault: an extra scheduler argument for the first "
+              "run only, never for its traced rerun (e.g. scx_qmap's -e 100: the failure "
+              "does not recur and the result is marked flaky).")
+@click.option("--no-repro", is_flag=True,
+              help="On FAIL, do not rerun the cell with a scheduling trace (by default it "
+              "is rerun once; the trace lands in RUN_DIR/repro/trace.json and trace.txt).")
 @click.option("--flags", "flag_profile", default=None, metavar="PROFILE",
               help="A flag profile of the scheduler (e.g. default, a+b).")
 @click.option("-i", "--include", "includes", multiple=True, type=click.Path(
@@ -55,23 +63,32 @@ def _progress(msg: str) -> None:
     help="Put FILE in the guest: executables (with their libraries) in /usr/bin, other "
     "files in /include-files (repeatable).")
 @accel_option
+@cold_boot_option
 @click.option("--memory-mb", type=int, default=None, help="Guest memory (default: rule).")
 @click.option("--keep", is_flag=True, help="Keep the run directory even on PASS.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@click.option("--list", "list_only", is_flag=True,
+              help="Print the cell this command describes (kernel spec, scheduler, topology, "
+              "workload, merged arguments) as JSON and exit; boots nothing.")
 @pass_app
 def run(
     app: App, kernel: str | None, scheduler_name: str, topology: str | None,
     preset_name: str | None, duration: float, workload: str, payload_name: str | None,
     payload_args: tuple[str, ...], scenario_name: str | None, workers: int | None,
-    extra_args: tuple[str, ...], flag_profile: str | None, includes: tuple[Path, ...],
+    extra_args: tuple[str, ...], one_shot_args: tuple[str, ...], no_repro: bool,
+    flag_profile: str | None, includes: tuple[Path, ...],
     accel: str,
-    memory_mb: int | None, keep: bool, as_json: bool,
+    memory_mb: int | None, keep: bool, as_json: bool, list_only: bool,
 ) -> None:
     """Boot KERNEL with the topology, run SCHEDULER under a workload, print the verdict.
 
     The verdict is PASS, FAIL (the scheduler died, never attached, was ejected by the
     kernel, or the kernel crashed), ERROR (the harness or emulator failed) or SKIP (the
     kernel has no sched_ext). Exit code: 0 PASS, 1 FAIL, 3 ERROR, 4 SKIP.
+
+    A FAIL is rerun once with a scheduling trace (tracefs sched and sched_ext events,
+    the scheduler's verbose flag): the result says whether it reproduced or was flaky,
+    and the run directory's repro/trace.json opens in Perfetto (--no-repro: no rerun).
     """
     from ktstr.results.report import print_result
     from ktstr.run.execute import run_scheduler
@@ -90,7 +107,11 @@ def run(
         payload=app.registry.payload(payload_name) if payload_name else None,
         payload_args=payload_args,
         scenario=canned_scenario(scenario_name, topo) if scenario_name else None,
+        repro=not no_repro, one_shot_sched_args=one_shot_args,
     )
+    if list_only:
+        app.echo_json(request.cell())
+        return
     result = run_scheduler(request, progress=_progress)
     if as_json:
         click.echo(result.model_dump_json(indent=2))

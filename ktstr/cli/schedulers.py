@@ -26,7 +26,9 @@ def schedulers() -> None:
               "--kernel, else of the newest cached sched_ext kernel, else 7.2).")
 @click.option("--kernel", "kernel_spec", metavar="SPEC",
               help="Kernel to take BTF from (default: the kernel of the source's version, "
-              "fetched if needed).")
+              "fetched if needed). A kernel from `ktstr kernel build` (its key) builds the "
+              "examples of its own source tree against its BTF, cached per kernel under "
+              "schedulers/by-kernel/KEY.")
 @click.option("--force", is_flag=True, help="Rebuild even if this source version is built.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True,
               help="Parallel make jobs.")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from ktstr.cli.app import App, pass_app
-from ktstr.cli.options import accel_option, kernel_option, resolve_topology, topology_options
+from ktstr.cli.options import (
+    accel_option,
+    cold_boot_option,
+    kernel_option,
+    resolve_topology,
+    topology_options,
+)
 from ktstr.declare.topology import DEFAULT_TOPOLOGY, Topology
 from ktstr.vm.host import AccelChoice
 
@@ -22,6 +27,7 @@ EXEC_TIMEOUT_S = 300.0
 @topology_options
 @click.option("--memory-mb", type=int, default=None, help="Guest memory in MiB.")
 @accel_option
+@cold_boot_option
 @click.option("-i", "--include", "includes", multiple=True, type=click.Path(
     exists=True, dir_okay=False, path_type=Path),
     help="Put FILE in the guest: executables (with their libraries) in /usr/bin, other "
@@ -46,12 +52,9 @@ def shell(
       ktstr shell --kernel 7.2 --preset smt-2llc
     """
     from ktstr.errors import UserError
-    from ktstr.image import builder
-    from ktstr.image.elf import is_elf
     from ktstr.kernel.resolve import resolve_kernel
-    from ktstr.run.boot import boot
-    from ktstr.run.image import init_script
-    from ktstr.run.params import exec_files, shell_files
+    from ktstr.run.boot import boot_retrying
+    from ktstr.run.params import exec_plan
     from ktstr.run.rundir import finish_run_dir, make_run_dir
     from ktstr.vm.argv import kernel_cmdline
     from ktstr.vm.host import AccelRequest
@@ -66,26 +69,33 @@ def shell(
     choice = select_accel(AccelRequest(accel), k)
     click.echo(f"ktstr: {k.release or k.version}, {topo.label} ({topo.total_cpus} vCPUs), "
                f"{choice.describe()}", err=True)
-    binaries: dict[str, Path] = {}
-    files: dict[str, Path] = {}
-    for inc in includes:
-        if is_elf(inc) and os.access(inc, os.X_OK):
-            binaries[f"/usr/bin/{inc.name}"] = inc
-        else:
-            files[f"/include-files/{inc.name}"] = inc
-    spec = builder.ImageSpec(init=init_script(), binaries=binaries, files=files)
+    from ktstr.run.image import GuestFiles, guest_image, include_files_of, kernel_files
+    from ktstr.vm.snapshot import snapshots_enabled
+
+    gfiles = GuestFiles()
+    gfiles.update(kernel_files(k))
+    gfiles.update(include_files_of(includes))
+    image = guest_image(gfiles, k)
     run_dir = make_run_dir()
-    segment = exec_files(command) if command is not None else shell_files()
-    initrd = builder.compose(builder.build_base(spec), builder.run_segment(segment),
-                             run_dir / "initrd.img")
-    if interactive:
-        status = _interactive(k.image_path, initrd, topo, choice, run_dir, memory_mb)
+    if interactive:  # a terminal session is booted, never restored
+        status = _interactive(k.image_path, image.initrd(run_dir), topo, choice, run_dir,
+                              memory_mb)
         finish_run_dir(run_dir, keep=keep)
         sys.exit(status)
-    outcome = boot(kernel=k.image_path, initrd=initrd, cmdline=kernel_cmdline(),
-                   topology=topo, accel=choice, run_dir=run_dir,
-                   work_timeout_s=EXEC_TIMEOUT_S, memory_mb=memory_mb, expect_exec=True,
-                   name="shell")
+    assert command is not None
+    plan = exec_plan(command)
+    outcome = boot_retrying(make_initrd=lambda _choice: (image, plan), kernel=k.image_path,
+                            cmdline=kernel_cmdline(), topology=topo, accel=choice,
+                            run_dir=run_dir, work_timeout_s=EXEC_TIMEOUT_S,
+                            memory_mb=memory_mb, expect_exec=True, name="shell",
+                            progress=lambda m: click.echo(f"ktstr: {m}", err=True),
+                            snapshots=snapshots_enabled())
+    if outcome.boot:
+        click.echo(f"ktstr: boot: {outcome.boot}", err=True)
+    if outcome.emulator_fault:
+        click.echo(f"ktstr: the command ran again after an emulator fault "
+                   f"({outcome.emulator_fault.strip()[-120:]}); its output is the retry's",
+                   err=True)
     res = outcome.exec_result
     kept = finish_run_dir(run_dir, keep=keep or res is None)
     if res is None:
@@ -113,6 +123,12 @@ def _interactive(kernel: Path, initrd: Path, topo: Topology, choice: AccelChoice
     cfg = VmConfig(kernel=str(kernel), initrd=str(initrd), cmdline=kernel_cmdline(quiet=True),
                    topology=topo, memory_mb=memory_mb, accel=choice.accel,
                    tcg_threading=choice.tcg_threading, interactive=True)
+    from ktstr.guest.protocol import Hello
+    from ktstr.run.params import shell_plan
+    from ktstr.vm.host import scaled_timeout
+
     with Vm(cfg, run_dir, name="shell") as vm:
+        vm.expect(Hello, scaled_timeout(60.0, choice.accel, topo), what="hello (boot)")
+        vm.send(shell_plan().line())
         code = vm.wait_exit(7 * 24 * 3600.0)
     return 0 if code == 0 else 1

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ktstr.cli.app import App, pass_app
-from ktstr.cli.options import accel_option
+from ktstr.cli.options import accel_option, cold_boot_option
 
 if TYPE_CHECKING:
     from ktstr.declare.scheduler import Scheduler
@@ -83,20 +83,26 @@ def _default_out() -> Path:
               default=None, help="Continue the sweep in DIR: finished cells are not run "
               "again (ERROR cells are).")
 @click.option("--cpu-budget", type=int, default=None, envvar="KTSTR_CPU_BUDGET",
-              help="Host CPUs the sweep may keep busy; a cell costs its vCPUs, capped at the "
-              "budget (env KTSTR_CPU_BUDGET; default: host CPUs).")
+              help="Host CPUs the sweep may keep busy; a cell costs one (its guest runs one "
+              "program at a time), and a VM booted cold waits for its vCPUs' worth "
+              "(env KTSTR_CPU_BUDGET; default: host CPUs).")
 @click.option("-j", "--jobs", type=int, default=None,
               help="At most this many VMs at once (default: the budget).")
 @click.option("--exit-zero", is_flag=True,
               help="Exit 0 even when cells fail (errors in ktstr itself still exit 2).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write an HTML report: verified instructions per "
+              "program by kernel and topology, the pass grid (needs ktstr[compare]).")
 @accel_option
+@cold_boot_option
 @pass_app
 @click.pass_context
 def verifier(ctx: click.Context, app: App, kernels: tuple[str, ...],
              scheduler_names: tuple[str, ...], presets: tuple[str, ...],
              topologies: tuple[str, ...], build_series: str | None, list_only: bool, fmt: str,
              json_file: Path | None, out_dir: Path | None, resume_dir: Path | None,
-             cpu_budget: int | None, jobs: int | None, exit_zero: bool, accel: str) -> None:
+             cpu_budget: int | None, jobs: int | None, exit_zero: bool,
+             html_file: Path | None, accel: str) -> None:
     """Verify every registered scheduler's BPF programs on each kernel and topology.
 
     Each cell (scheduler x kernel x topology) boots the kernel, runs veristat on the
@@ -122,6 +128,10 @@ def verifier(ctx: click.Context, app: App, kernels: tuple[str, ...],
 
     if resume_dir and out_dir and resume_dir != out_dir:
         raise UserError("give --resume DIR or --out DIR, not both")
+    if html_file is not None:
+        from ktstr.cli.compare import need_compare_extra
+
+        need_compare_extra()
     reg = app.registry
     scheds = [reg.scheduler(n) for n in scheduler_names] if scheduler_names \
         else reg.swept_schedulers()
@@ -139,7 +149,7 @@ def verifier(ctx: click.Context, app: App, kernels: tuple[str, ...],
         raise UserError(f"no verifier cells to run ({reasons or 'no schedulers'})")
     _run(app, plan.cells, scheds, json_file, resume_dir or out_dir or _default_out(),
          resume=resume_dir is not None, budget=cpu_budget, jobs=jobs, accel=accel,
-         exit_zero=exit_zero)
+         exit_zero=exit_zero, html_file=html_file)
 
 
 def _explain_excluded(excluded: Sequence[Exclusion], *, verbose: bool) -> None:
@@ -159,10 +169,11 @@ def _explain_excluded(excluded: Sequence[Exclusion], *, verbose: bool) -> None:
 
 def _run(app: App, cells: list[VerifierCell], scheds: list[Scheduler],
          json_file: Path | None, root: Path, *, resume: bool, budget: int | None,
-         jobs: int | None, accel: str, exit_zero: bool) -> None:
+         jobs: int | None, accel: str, exit_zero: bool, html_file: Path | None = None) -> None:
+    from ktstr.results.model import Verdict
     from ktstr.sweep.execute import VerifierExecutor
     from ktstr.sweep.report import render
-    from ktstr.sweep.runner import Outcome, ResultStore, interrupt_note, run_cells, write_summary
+    from ktstr.sweep.runner import ResultStore, interrupt_note, run_cells, write_summary
     from ktstr.vm.host import AccelRequest
 
     store = ResultStore(root)
@@ -176,11 +187,17 @@ def _run(app: App, cells: list[VerifierCell], scheds: list[Scheduler],
     if json_file is not None:
         write_summary(json_file, "verifier", results, {"sweep_dir": str(root)})
         click.echo(f"ktstr: wrote {json_file}", err=True)
+    if html_file is not None:
+        from ktstr.results.html import Report, write_report
+
+        write_report(html_file, Report(title="ktstr verifier", sources=[str(root)],
+                                       verifier=list(results)))
+        click.echo(f"ktstr: wrote {html_file}", err=True)
     if exit_zero:
         return
-    if any(r.outcome is Outcome.FAIL for r in results):
+    if any(r.outcome is Verdict.FAIL for r in results):
         sys.exit(EXIT_FAIL)
-    if any(r.outcome is Outcome.ERROR for r in results):
+    if any(r.outcome is Verdict.ERROR for r in results):
         sys.exit(EXIT_ERROR)
 
 

@@ -3,12 +3,18 @@
 from ktstr.declare.checks import NO_OVERRIDES, Assert
 from ktstr.declare.flags import Flag, FlagProfile, FlagSet, flag, flag_profiles
 from ktstr.declare.payload import (
+    CheckKind,
+    ExistsCheck,
+    ExitCodeCheck,
+    MaxCheck,
     MetricCheck,
     MetricHint,
+    MinCheck,
     OutputFormat,
     Payload,
     PayloadKind,
     Polarity,
+    RangeCheck,
 )
 from ktstr.declare.presets import PRESETS, Preset, preset
 from ktstr.declare.registry import (
@@ -20,7 +26,14 @@ from ktstr.declare.registry import (
 )
 from ktstr.declare.scheduler import EEVDF, ConfigFileDef, Scheduler, merge_sched_args
 from ktstr.declare.settings import CgroupPath, Sysctl, effective_sysctls
-from ktstr.declare.spec import SchedulerSpec, SpecKind
+from ktstr.declare.spec import (
+    DiscoverSpec,
+    EevdfSpec,
+    KernelBuiltinSpec,
+    PathSpec,
+    SchedulerSpec,
+    SpecKind,
+)
 from ktstr.declare.topology import (
     DEFAULT_TOPOLOGY,
     HostCapacity,
@@ -36,19 +49,29 @@ __all__ = [
     "PRESETS",
     "Assert",
     "CgroupPath",
+    "CheckKind",
     "ConfigFileDef",
     "Declarations",
+    "DiscoverSpec",
+    "EevdfSpec",
+    "ExistsCheck",
+    "ExitCodeCheck",
     "Flag",
     "FlagProfile",
     "FlagSet",
     "HostCapacity",
+    "KernelBuiltinSpec",
+    "MaxCheck",
     "MetricCheck",
     "MetricHint",
+    "MinCheck",
     "OutputFormat",
+    "PathSpec",
     "Payload",
     "PayloadKind",
     "Polarity",
     "Preset",
+    "RangeCheck",
     "Registry",
     "Scheduler",
     "SchedulerSpec",

@@ -22,7 +22,8 @@ class Assert(Frozen):
     )
     isolation: bool | None = Field(None, description="workers stayed inside their cpusets")
     max_imbalance_ratio: float | None = Field(
-        None, ge=1, description="busiest over idlest CPU load ratio"
+        None, ge=1, description="busiest over least busy CPU by run time over a scenario "
+        "(/proc/stat), among the CPUs its cgroups could use"
     )
     max_throughput_cv: float | None = Field(
         None, ge=0, description="coefficient of variation of worker throughput"
@@ -37,7 +38,8 @@ class Assert(Frozen):
         None, ge=0, description="CPU migrations per context switch"
     )
     scheduler_alive: bool | None = Field(
-        None, description="the sched_ext scheduler stayed attached to the end"
+        None, description="the sched_ext scheduler must stay attached to the end; False lets "
+        "the run go on after it exits or is ejected (a note, not a failure)"
     )
 
     @classmethod

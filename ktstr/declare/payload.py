@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import enum
+from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
 from ktstr.declare.base import Frozen, check_name
 from ktstr.declare.scheduler import Scheduler
+from ktstr.declare.union import TaggedUnion, Variant
 
 
 class OutputFormat(enum.StrEnum):
@@ -17,6 +19,7 @@ class OutputFormat(enum.StrEnum):
     JSON = "json"  # stdout is JSON; numeric leaves become metrics (a.b.c)
     STRESS_NG_YAML = "stress_ng_yaml"  # stress-ng --yaml metrics
     TEXT = "text"  # metrics extracted by the payload's own parser
+    CYCLICTEST = "cyclictest"  # rt-tests cyclictest -q -h N: latency summary and histogram
 
 
 class Polarity(enum.StrEnum):
@@ -41,65 +44,126 @@ class CheckKind(enum.StrEnum):
     EXIT_CODE_EQ = "exit_code_eq"
 
 
-class MetricCheck(Frozen):
+class MetricCheck(TaggedUnion):
     """A check on a payload's output: build with ``min``/``max``/``range``/``exists``/
     ``exit_code_eq``."""
 
-    kind: CheckKind = Field(description="which check")
-    metric: str | None = Field(None, description="metric name (all but exit_code_eq)")
-    low: float | None = Field(None, description="lower bound (min, range)")
-    high: float | None = Field(None, description="upper bound (max, range)")
-    code: int | None = Field(None, description="expected exit code (exit_code_eq)")
+    usage = ("MetricCheck.min(metric, value), MetricCheck.max(metric, value), "
+             "MetricCheck.range(metric, low, high), MetricCheck.exists(metric) or "
+             "MetricCheck.exit_code_eq(code)")
 
-    @model_validator(mode="after")
-    def _shape(self) -> Self:
-        k = self.kind
-        if k is CheckKind.EXIT_CODE_EQ:
-            if self.code is None:
-                raise ValueError("exit_code_eq needs a code")
-        elif not self.metric:
-            raise ValueError(f"the {k.value} check needs a metric name")
-        if k is CheckKind.MIN and self.low is None:
-            raise ValueError("min needs a lower bound")
-        if k is CheckKind.MAX and self.high is None:
-            raise ValueError("max needs an upper bound")
-        if k is CheckKind.RANGE:
-            if self.low is None or self.high is None:
-                raise ValueError("range needs both bounds")
-            if self.low > self.high:
-                raise ValueError(f"range bounds are reversed: {self.low} > {self.high}")
-        return self
+    kind: CheckKind
 
     @classmethod
-    def min(cls, metric: str, value: float) -> MetricCheck:
-        return cls(kind=CheckKind.MIN, metric=metric, low=value)
+    def min(cls, metric: str, value: float) -> MinCheck:
+        return MinCheck(metric=metric, low=value)
 
     @classmethod
-    def max(cls, metric: str, value: float) -> MetricCheck:
-        return cls(kind=CheckKind.MAX, metric=metric, high=value)
+    def max(cls, metric: str, value: float) -> MaxCheck:
+        return MaxCheck(metric=metric, high=value)
 
     @classmethod
-    def range(cls, metric: str, low: float, high: float) -> MetricCheck:
-        return cls(kind=CheckKind.RANGE, metric=metric, low=low, high=high)
+    def range(cls, metric: str, low: float, high: float) -> RangeCheck:
+        return RangeCheck(metric=metric, low=low, high=high)
 
     @classmethod
-    def exists(cls, metric: str) -> MetricCheck:
-        return cls(kind=CheckKind.EXISTS, metric=metric)
+    def exists(cls, metric: str) -> ExistsCheck:
+        return ExistsCheck(metric=metric)
 
     @classmethod
-    def exit_code_eq(cls, code: int) -> MetricCheck:
-        return cls(kind=CheckKind.EXIT_CODE_EQ, code=code)
+    def exit_code_eq(cls, code: int) -> ExitCodeCheck:
+        return ExitCodeCheck(code=code)
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+
+_METRIC = "metric name, as the payload's output format reports it"
+
+
+class MinCheck(Variant, MetricCheck):
+    """``MetricCheck.min(metric, value)``: the metric is at least ``value``."""
+
+    needs = {"metric": "the min check needs a metric name", "low": "min needs a lower bound"}
+
+    kind: Literal[CheckKind.MIN] = Field(CheckKind.MIN, description="this form's tag")
+    metric: str = Field(min_length=1, description=_METRIC)
+    low: float = Field(description="lower bound (inclusive)")
 
     def describe(self) -> str:
-        if self.kind is CheckKind.EXIT_CODE_EQ:
-            return f"exit code == {self.code}"
-        if self.kind is CheckKind.MIN:
-            return f"{self.metric} >= {self.low}"
-        if self.kind is CheckKind.MAX:
-            return f"{self.metric} <= {self.high}"
-        if self.kind is CheckKind.RANGE:
-            return f"{self.low} <= {self.metric} <= {self.high}"
+        return f"{self.metric} >= {self.low}"
+
+
+class MaxCheck(Variant, MetricCheck):
+    """``MetricCheck.max(metric, value)``: the metric is at most ``value``."""
+
+    needs = {"metric": "the max check needs a metric name", "high": "max needs an upper bound"}
+
+    kind: Literal[CheckKind.MAX] = Field(CheckKind.MAX, description="this form's tag")
+    metric: str = Field(min_length=1, description=_METRIC)
+    high: float = Field(description="upper bound (inclusive)")
+
+    def describe(self) -> str:
+        return f"{self.metric} <= {self.high}"
+
+
+class RangeCheck(Variant, MetricCheck):
+    """``MetricCheck.range(metric, low, high)``: the metric is within the bounds."""
+
+    needs = {"metric": "the range check needs a metric name",
+             "low": "range needs both bounds", "high": "range needs both bounds"}
+
+    kind: Literal[CheckKind.RANGE] = Field(CheckKind.RANGE, description="this form's tag")
+    metric: str = Field(min_length=1, description=_METRIC)
+    low: float = Field(description="lower bound (inclusive)")
+    high: float = Field(description="upper bound (inclusive), not below low")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.low > self.high:
+            raise ValueError(f"range bounds are reversed: {self.low} > {self.high}")
+        return self
+
+    def describe(self) -> str:
+        return f"{self.low} <= {self.metric} <= {self.high}"
+
+
+class ExistsCheck(Variant, MetricCheck):
+    """``MetricCheck.exists(metric)``: the payload reported the metric."""
+
+    needs = {"metric": "the exists check needs a metric name"}
+
+    kind: Literal[CheckKind.EXISTS] = Field(CheckKind.EXISTS, description="this form's tag")
+    metric: str = Field(min_length=1, description=_METRIC)
+
+    def describe(self) -> str:
         return f"{self.metric} exists"
+
+
+class ExitCodeCheck(Variant, MetricCheck):
+    """``MetricCheck.exit_code_eq(code)``: the payload exited with ``code``."""
+
+    needs = {"code": "exit_code_eq needs a code"}
+
+    kind: Literal[CheckKind.EXIT_CODE_EQ] = Field(CheckKind.EXIT_CODE_EQ,
+                                                  description="this form's tag")
+    code: int = Field(description="expected exit code")
+
+    def describe(self) -> str:
+        return f"exit code == {self.code}"
+
+
+MetricCheck.variants = (MinCheck, MaxCheck, RangeCheck, ExistsCheck, ExitCodeCheck)
+
+
+def flag_of(arg: str) -> str | None:
+    """The flag an argument names (``--cpu=4`` -> ``--cpu``), or None for a value
+    (``4``, ``-1``, ``-``)."""
+    if not arg.startswith("-") or arg in {"-", "--"}:
+        return None
+    if arg[1:2].isdigit() or arg[1:2] == ".":
+        return None
+    return arg.split("=", 1)[0]
 
 
 class PayloadKindTag(enum.StrEnum):
@@ -170,10 +234,12 @@ class Payload(Frozen):
         (), description="extra host files packed into the guest beside the binary"
     )
     uses_parent_pgrp: bool = Field(
-        False, description="run in the test's process group so teardown reaches it"
+        False, description="stay in the harness's process group (only the process is killed "
+        "at its end); default: its own group, reaped whole"
     )
     known_flags: tuple[str, ...] | None = Field(
-        None, description="allow-list of the payload's CLI flags; None means unchecked"
+        None, description="allow-list of the payload's CLI flags: any other flag in its "
+        "arguments is a declaration error; None means unchecked"
     )
     description: str = Field("", description="one line for listings")
 
@@ -189,6 +255,27 @@ class Payload(Frozen):
             raise ValueError(f"give a list of strings, such as [{value!r}], not a string")
         return value
 
+    @model_validator(mode="after")
+    def _default_args_known(self) -> Self:
+        bad = self.unknown_flags(self.default_args)
+        if bad:
+            raise ValueError(self.unknown_flags_message(bad, "default_args"))
+        return self
+
+    def unknown_flags(self, args: Sequence[str]) -> list[str]:
+        """Flags in ``args`` that ``known_flags`` does not list (none when unchecked)."""
+        if self.known_flags is None:
+            return []
+        known = set(self.known_flags)
+        return [f for f in (flag_of(a) for a in args) if f is not None and f not in known]
+
+    def unknown_flags_message(self, bad: Sequence[str], where: str) -> str:
+        allowed = ", ".join(self.known_flags or ()) or "(none)"
+        return (f"payload {self.name!r}: {where} use{'s' if len(bad) == 1 else ''} "
+                f"flag{'s' if len(bad) > 1 else ''} {', '.join(repr(b) for b in bad)} not in "
+                f"its known_flags; allowed: {allowed} (add the flag to known_flags, or fix "
+                "the argument)")
+
     @classmethod
     def binary(cls, name: str, executable: str) -> Payload:
         """Minimal payload: runs ``executable``, judged by its exit code only."""
@@ -199,7 +286,12 @@ class Payload(Frozen):
         return self.kind.executable
 
     def args_with(self, extra: Sequence[str] = ()) -> list[str]:
-        """Default arguments, then the test's own."""
+        """Default arguments, then the test's own (checked against ``known_flags``)."""
+        bad = self.unknown_flags(extra)
+        if bad:
+            from ktstr.errors import UserError
+
+            raise UserError(self.unknown_flags_message(bad, "the test's arguments"))
         return [*self.default_args, *extra]
 
     def checks_with(self, extra: Sequence[MetricCheck] = ()) -> list[MetricCheck]:

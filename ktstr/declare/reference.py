@@ -22,9 +22,10 @@ from ktstr.declare.scheduler import ConfigFileDef, Scheduler
 from ktstr.declare.settings import CgroupPath, Sysctl
 from ktstr.declare.spec import SchedulerSpec
 from ktstr.declare.topology import Topology, TopologyConstraints
+from ktstr.declare.union import TaggedUnion
 
-#: the models documented, in the order they appear
-MODELS: tuple[type[BaseModel], ...] = (
+#: the sections, in the order they appear: a model, or a tagged union with its forms
+SECTIONS: tuple[type[BaseModel] | type[TaggedUnion], ...] = (
     Scheduler,
     SchedulerSpec,
     Topology,
@@ -38,6 +39,16 @@ MODELS: tuple[type[BaseModel], ...] = (
     MetricCheck,
     MetricHint,
 )
+
+
+def _models(section: type[BaseModel] | type[TaggedUnion]) -> tuple[type[BaseModel], ...]:
+    if issubclass(section, TaggedUnion):
+        return section.variants
+    return (section,)
+
+
+#: every model documented (a union's forms included), in order
+MODELS: tuple[type[BaseModel], ...] = tuple(m for s in SECTIONS for m in _models(s))
 
 HEADER = """\
 # Declaration reference
@@ -56,6 +67,8 @@ def type_name(annotation: Any) -> str:
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
         return type_name(args[0])
+    if origin is typing.Literal:
+        return " / ".join(f"`{a.value if isinstance(a, enum.Enum) else a}`" for a in args)
     if origin in (types.UnionType, typing.Union):
         return " | ".join(type_name(a) for a in args)
     if origin is tuple:
@@ -90,13 +103,13 @@ def default_text(field: FieldInfo) -> str:
     return f"`{value!r}`"
 
 
-def _summary(model: type[BaseModel]) -> str:
+def _summary(model: type) -> str:
     doc = model.__dict__.get("__doc__") or ""
     return " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
 
 
-def render_model(model: type[BaseModel]) -> str:
-    lines = [f"## {model.__name__}", ""]
+def render_model(model: type[BaseModel], level: str = "##") -> str:
+    lines = [f"{level} {model.__name__}", ""]
     summary = _summary(model)
     if summary:
         lines += [summary, ""]
@@ -111,6 +124,23 @@ def render_model(model: type[BaseModel]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_union(union: type[TaggedUnion]) -> str:
+    """A tagged union: its summary, then each form as a sub-section."""
+    lines = [f"## {union.__name__}", ""]
+    summary = _summary(union)
+    if summary:
+        lines += [summary, ""]
+    lines.append("Each form is its own model; in a mapping, `kind` names the form.")
+    return "\n".join(lines) + "\n" + "".join(
+        "\n" + render_model(v, "###") for v in union.variants)
+
+
+def render_section(section: type[BaseModel] | type[TaggedUnion]) -> str:
+    if issubclass(section, TaggedUnion):
+        return render_union(section)
+    return render_model(section)
+
+
 def render_reference() -> str:
     """The whole of docs/reference.md."""
-    return HEADER + "".join("\n" + render_model(m) for m in MODELS)
+    return HEADER + "".join("\n" + render_section(s) for s in SECTIONS)

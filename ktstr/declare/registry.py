@@ -10,10 +10,13 @@ object that loads declaration modules (by name, or every module named in the
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -166,20 +169,77 @@ class Registry:
         return [s for s in self.schedulers() if s.binary.has_binary]
 
 
+def _load_file(path: Path) -> ModuleType:
+    """A declarations module given as a file: imported under its stem."""
+    if not path.is_file():
+        raise UserError(f"declarations file {str(path)!r} does not exist")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"cannot load {str(path)!r} as a Python module (is it a .py file?)")
+    return _exec_spec(spec)
+
+
+def _exec_spec(spec: importlib.machinery.ModuleSpec) -> ModuleType:
+    assert spec.loader is not None
+    if spec.name in sys.modules:
+        return sys.modules[spec.name]
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]
+        raise
+    return module
+
+
+def _import_module(name: str) -> ModuleType:
+    """``name`` as a module: a file path (``./my_scheds.py``), an importable module, or a
+    module in the current directory (a console script does not put it on ``sys.path``,
+    unlike ``python -m``); the current directory is searched without changing
+    ``sys.path``."""
+    if name.endswith(".py") or os.sep in name:
+        return _load_file(Path(name).expanduser().resolve())
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        top = name.partition(".")[0]
+        if exc.name != top:
+            raise
+        spec = importlib.machinery.PathFinder.find_spec(top, [os.getcwd()])
+        if spec is None:
+            raise
+        _exec_spec(spec)
+        return importlib.import_module(name)
+
+
+def _origin(name: str) -> str | None:
+    if name.endswith(".py") or os.sep in name:
+        return str(Path(name).expanduser().resolve())
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, "__file__", None):
+        return str(module.__file__)
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec else None
+
+
 def import_declarations(name: str, load: Callable[[], object] | None = None) -> Any:
     """Import a declarations module (or run an entry point's ``load``), turning a model
     built invalidly at import time into a ``DeclarationError`` that names the module,
     the line, the model, and one problem per line."""
     try:
-        return load() if load is not None else importlib.import_module(name)
+        return load() if load is not None else _import_module(name)
     except ModuleNotFoundError as exc:
         raise UserError(
-            f"cannot import declarations module {name!r}: {exc} (is it on sys.path?)"
+            f"cannot import declarations module {name!r}: {exc}; give an importable module "
+            "name, a module in the current directory, or a file path (-d ./my_scheds.py)"
         ) from exc
     except ValidationError as exc:
         module_name = name.partition(":")[0]
-        spec = importlib.util.find_spec(module_name)
-        where = where_in(exc.__traceback__, spec.origin if spec else None)
+        where = where_in(exc.__traceback__, _origin(module_name))
         label = f"{exc.title} in {module_name}" + (f" ({where})" if where else "")
         raise DeclarationError(label, problem_lines(exc)) from exc
 

@@ -137,12 +137,16 @@ class Scheduler(Frozen):
     )
     kernels: tuple[KernelSpec, ...] = Field(
         (),
-        description="verifier-sweep filter of KernelId specs; empty means every kernel",
+        description="verifier-sweep filter of KernelId specs, matched against each resolved "
+        "kernel ('7.2' = the 7.2 series; docs/verifier.md); empty means every kernel",
     )
     flags: FlagSet = Field(
         default_factory=FlagSet, description="flag profiles swept by the gauntlet"
     )
     description: str = Field("", description="one line for listings")
+    verbose_args: tuple[str, ...] = Field(
+        (), description="arguments that make the scheduler log more, added to the traced "
+        "rerun of a failed run (e.g. ('-v',))")
 
     @field_validator("name")
     @classmethod
@@ -163,7 +167,7 @@ class Scheduler(Frozen):
             raise ValueError("config_file names a file, e.g. 'configs/my_sched.toml'")
         return path
 
-    @field_validator("sched_args", "kargs", "kernels", mode="before")
+    @field_validator("sched_args", "kargs", "kernels", "verbose_args", mode="before")
     @classmethod
     def _not_a_string(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -72,8 +72,9 @@ def _guest_keys(value: Mapping[str, Path]) -> dict[str, Path]:
 class ImageSpec(Frozen):
     """Everything that goes into a base image. Host paths are read at build time."""
 
-    init: str
-    busybox: Path = Path("/bin/busybox")
+    #: None for an overlay: files added over a base image, without init or busybox
+    init: str | None
+    busybox: Path | None = Path("/bin/busybox")
     applets: bool = True
     binaries: dict[str, Path] = {}
     files: dict[str, Path] = {}
@@ -92,7 +93,7 @@ class ImageSpec(Frozen):
 
 def _plan(spec: ImageSpec) -> Layout:
     """Resolve a spec into a layout: reads ELF headers, module files, busybox's applets."""
-    if not elf.is_static(spec.busybox):
+    if spec.busybox is not None and not elf.is_static(spec.busybox):
         raise UserError(
             f"{spec.busybox} is not a static ELF binary; install busybox-static "
             "(its /bin/busybox) or point ImageSpec.busybox at a static busybox"
@@ -100,8 +101,10 @@ def _plan(spec: ImageSpec) -> Layout:
     layout = Layout()
     for directory in spec.directories:
         layout.add_dir(directory)
-    layout.add_blob("/init", spec.init.encode(), 0o755)
-    layout.add_file("/bin/busybox", spec.busybox, 0o755)
+    if spec.init is not None:
+        layout.add_blob("/init", spec.init.encode(), 0o755)
+    if spec.busybox is not None:
+        layout.add_file("/bin/busybox", spec.busybox, 0o755)
     for guest, host in spec.files.items():
         layout.add_file(guest, host)
     for guest, host in spec.binaries.items():
@@ -112,7 +115,7 @@ def _plan(spec: ImageSpec) -> Layout:
         layout.watch(spec.library_search.ld_cache)
     if spec.modules is not None:
         _plan_modules(spec.modules, layout)
-    if spec.applets:
+    if spec.applets and spec.busybox is not None:
         for applet in _applets(spec.busybox):
             if not layout.taken(applet):
                 layout.add_symlink(applet, "/bin/busybox")
@@ -231,23 +234,31 @@ def run_segment(files: Mapping[str, bytes | Path]) -> bytes:
     return buffer.getvalue()
 
 
-def compose(base: Path, segment: bytes, out: Path) -> Path:
-    """Write ``out`` = base, zero padding to 4 bytes, segment; returns ``out``."""
+def compose(base: Path, segment: bytes, out: Path, overlays: tuple[Path, ...] = ()) -> Path:
+    """Write ``out`` = base, overlays, then segment, each 4-byte aligned; returns ``out``."""
     try:
-        with open(base, "rb") as src, open(out, "wb") as dst:
-            size = os.fstat(src.fileno()).st_size
-            _copy(src, dst, size)
-            dst.write(b"\0" * ((4 - size % 4) % 4))
+        with open(out, "wb") as dst:
+            for part in (base, *overlays):
+                with open(part, "rb") as src:
+                    dst.seek(0, os.SEEK_END)
+                    size = os.fstat(src.fileno()).st_size
+                    _copy(src, dst, size)
+                    dst.seek(0, os.SEEK_END)
+                    dst.write(b"\0" * ((4 - dst.tell() % 4) % 4))
             dst.write(segment)
     except FileNotFoundError as exc:
-        raise UserError(f"initramfs base {base} does not exist; build it with build_base") from exc
+        raise UserError(f"initramfs part {exc.filename} does not exist; build it with "
+                        "build_base") from exc
     except OSError as exc:
         raise InfraError(f"cannot write the initrd {out}: {exc}") from exc
     return out
 
 
 def _copy(src: IO[bytes], dst: IO[bytes], size: int) -> None:
-    """In-kernel copy (copy_file_range), falling back to a plain copy."""
+    """Append ``size`` bytes of ``src`` to ``dst`` (at its end): in-kernel copy
+    (copy_file_range), falling back to a plain copy."""
+    start = dst.seek(0, os.SEEK_END)  # also flushes what dst buffered
+    src.seek(0)
     done = 0
     try:
         while done < size:
@@ -257,10 +268,10 @@ def _copy(src: IO[bytes], dst: IO[bytes], size: int) -> None:
             done += n
     except OSError:
         done = 0
-        src.seek(0)
-        dst.seek(0)
+        dst.seek(start)
         dst.truncate()
     if done < size:
         src.seek(done)
-        dst.seek(done)
+        dst.seek(start + done)
         shutil.copyfileobj(src, dst, 1 << 20)
+    dst.seek(0, os.SEEK_END)

@@ -1,11 +1,12 @@
-"""One jinja2 environment over the repository's top-level ``initramfs/`` templates.
+"""One jinja2 environment over the ``initramfs/`` templates shipped in the package.
 
 Strict: an undefined variable is an error, not an empty string. No autoescape (these are
 shell scripts, not HTML); trailing newlines are kept. The ``shquote`` filter quotes a
 value for a POSIX shell: ``{{ path | shquote }}`` → ``'/a b/c'``; a list becomes its
 quoted items joined by spaces.
 
-The folder is ``$KTSTR_INITRAMFS_DIR`` when set, else ``initramfs/`` beside the package.
+The folder is ``$KTSTR_INITRAMFS_DIR`` when set, else the package's ``ktstr/initramfs/``
+(the repository's top-level ``initramfs/`` links to it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import jinja2
 
 from ktstr.errors import InfraError, UserError
+from ktstr.resources import package_path
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ def templates_dir() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "initramfs"
+    return package_path("ktstr", "initramfs")
 
 
 def shquote(value: object) -> str:
@@ -48,7 +50,7 @@ def _environment(directory: str) -> jinja2.Environment:
     if not Path(directory).is_dir():
         raise InfraError(
             f"initramfs template folder {directory} does not exist; "
-            f"set {ENV_VAR} to the repository's initramfs/ folder"
+            f"set {ENV_VAR} to a folder of initramfs templates, or reinstall ktstr"
         )
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(directory),

@@ -3,7 +3,7 @@
 ``PrivateApt`` drives ``apt-get``/``apt-cache`` confined to the private configuration of
 ``apt.py``. ``update`` runs when the lists are missing or older than ``max_age``, under a
 file lock, and fails loudly (``InfraError`` naming the step) when the archive is
-unreachable or a signature does not verify. Tests use ``ktstr.kernel.fake.FakeArchive``.
+unreachable or a signature does not verify. Tests use ``ktstr.testing.FakeArchive``.
 """
 
 from __future__ import annotations

@@ -134,6 +134,20 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+#: image digests this process already computed, by (path, inode, size, mtime): every
+#: lookup verifies every entry, and a test session resolves its kernel per test
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def image_digest(path: Path) -> str:
+    """``sha256_file`` of a kernel image, computed again only when the file changed."""
+    st = path.stat()
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if (known := _DIGESTS.get(key)) is None:
+        known = _DIGESTS[key] = sha256_file(path)
+    return known
+
+
 def load_entry(entry: Path) -> EntryStatus:
     """Read and verify one entry directory."""
     key = entry.name
@@ -161,7 +175,7 @@ def verify(kernel: CachedKernel) -> list[str]:
             problems.append(f"{label} missing: {p}")
     if kernel.modules_dir is not None and not kernel.modules_dir.is_dir():
         problems.append(f"module tree missing: {kernel.modules_dir}")
-    if kernel.image_path.is_file() and sha256_file(kernel.image_path) != kernel.image_sha256:
+    if kernel.image_path.is_file() and image_digest(kernel.image_path) != kernel.image_sha256:
         problems.append(f"image sha256 mismatch: {kernel.image_path}")
     return problems
 

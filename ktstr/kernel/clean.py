@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ktstr.kernel.cache import EntryState, EntryStatus, KernelCache
 from ktstr.kernel.id import KernelId, KernelKind
-from ktstr.kernel.locking import discard_dir
-from ktstr.kernel.resolve import spec_covers
+from ktstr.kernel.locking import discard_dir, is_locked
+from ktstr.kernel.match import spec_covers
 
 
 def select_for_clean(statuses: list[EntryStatus], *, spec: str | None, keep: int | None,
@@ -36,6 +36,14 @@ def plan_clean(*, spec: str | None, keep: int | None, corrupt_only: bool,
     doomed = [s.path for s in select_for_clean(cache.scan(), spec=spec, keep=keep,
                                                 corrupt_only=corrupt_only)]
     return doomed + list(cache.stale_staging())
+
+
+def idle_build_dirs(root: Path) -> list[Path]:
+    """Out-of-tree build directories of ``ktstr kernel build`` that no build holds."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and not is_locked(root / ".locks" / f"{p.name}.lock"))
 
 
 def remove_entries(plan: list[Path], cache: KernelCache | None = None) -> None:

@@ -1,6 +1,6 @@
 """Fetch kernels into the cache: Debian packages through the private apt, or local paths.
 
-``Fetcher.fetch(spec)`` resolves a spec (``resolve.match_archive``) and returns one
+``Fetcher.fetch(spec)`` resolves a spec (``match.match_archive``) and returns one
 ``CachedKernel`` per concrete kernel, reusing valid cache entries.
 """
 
@@ -18,9 +18,9 @@ from ktstr.kernel.cache import CachedKernel, KernelCache, KernelSource, finish_e
 from ktstr.kernel.extract import assemble, extract_debs
 from ktstr.kernel.id import KernelId, KernelKind
 from ktstr.kernel.local import use_local
+from ktstr.kernel.match import match_archive
 from ktstr.kernel.packages import ArchiveKernel, Flavour, available_kernels
 from ktstr.kernel.progress import NullProgress, Progress
-from ktstr.kernel.resolve import match_archive
 
 log = logging.getLogger(__name__)
 

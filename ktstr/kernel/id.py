@@ -175,6 +175,52 @@ class KernelId(Frozen):
 
 
 def kernel_filter_accepts(filters: Iterable[str], entry: str) -> bool:
-    """A scheduler's ``kernels`` list: empty means no filter; else any entry matches."""
+    """A scheduler's ``kernels`` list against a label: empty means no filter; else any
+    entry matches. Prefer ``filter_accepts_kernel`` for a resolved kernel."""
     specs = [KernelId.parse(f) for f in filters]
     return not specs or any(s.matches(entry) for s in specs)
+
+
+class ResolvedKernel(Frozen):
+    """What a kernel filter is matched against: a kernel as it resolved, never the spec
+    text the operator typed (a range's text says nothing about one kernel in it)."""
+
+    version: str = Field(description="upstream version, e.g. 7.2.13 or 7.3-rc7")
+    release: str = Field("", description="uname -r, e.g. 7.2.13+deb14-amd64")
+    key: str = Field("", description="the kernel cache key")
+    #: the path, cache key or git spec the kernel came from (not a version or range)
+    source_spec: str = ""
+
+
+def filter_matches_kernel(spec: KernelId, kernel: ResolvedKernel) -> bool:
+    """The one matching rule of ``Scheduler.kernels`` and ``--kernel`` (docs/verifier.md):
+
+    - a two-part version ``7.2`` matches every kernel of the 7.2 series (7.2.x, 7.2-rcN);
+    - a longer version ``7.2.13`` or ``7.3-rc7`` matches that upstream version, whatever
+      the distribution's revision (``7.2.13+deb14-amd64``);
+    - a range ``A..B`` / ``A..=B`` matches versions inside it, both ends inclusive, an end
+      with two parts covering its whole series;
+    - a path, cache key or git spec matches by sanitized-label equality with the kernel's
+      cache key, release or the spec it was resolved from.
+    """
+    if spec.kind is KernelKind.VERSION:
+        assert spec.version is not None
+        try:
+            have = version_key(kernel.version)
+        except UserError:
+            return False
+        want = version_key(spec.version)
+        if "-rc" not in spec.version and len(spec.version.split(".")) == 2:
+            return have[:2] == want[:2]
+        return have == want
+    if spec.kind is KernelKind.RANGE:
+        return spec.contains_version(kernel.version)
+    names = {sanitize_label(n) for n in (kernel.key, kernel.release, kernel.source_spec) if n}
+    return spec.label in names
+
+
+def filter_accepts_kernel(filters: Iterable[str], kernel: ResolvedKernel) -> bool:
+    """A scheduler's ``kernels`` list against a resolved kernel: empty means no filter,
+    else any entry matches (``filter_matches_kernel``)."""
+    specs = [KernelId.parse(f) for f in filters]
+    return not specs or any(filter_matches_kernel(s, kernel) for s in specs)

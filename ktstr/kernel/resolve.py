@@ -1,10 +1,5 @@
-"""Which kernel: spec matching against the archive (pure) and ``resolve_kernel``.
-
-Matching a ``KernelId`` against what the archive offers:
-
-- ``7.2`` (major.minor) -> the newest 7.2.x available
-- ``7.2.13`` / ``7.3-rc7`` -> exactly that upstream version
-- ``7.2..=7.3`` -> every available version in the range (``KernelId.contains_version``)
+"""Which kernel for a run: ``resolve_kernel`` and the cache look-ups it makes (matching a
+spec against the archive is ``ktstr.kernel.match``).
 
 ``resolve_kernel(spec)`` is what ``ktstr run/shell/test`` call when they need one kernel:
 explicit spec (fetched if needed) -> ``$KTSTR_KERNEL`` -> the newest cached kernel with
@@ -13,85 +8,22 @@ sched_ext -> a ``UserError`` with the exact ``ktstr kernel fetch`` command to ru
 
 from __future__ import annotations
 
-import bisect
 import logging
 import os
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ktstr.errors import UserError
+from ktstr.kernel.fetch import Fetcher
 from ktstr.kernel.id import KernelId, KernelKind, version_key
-from ktstr.kernel.packages import ArchiveKernel
+from ktstr.kernel.match import is_series
 
 if TYPE_CHECKING:
     from ktstr.kernel.cache import CachedKernel, KernelCache
-    from ktstr.kernel.fetch import Fetcher
 
 log = logging.getLogger(__name__)
 
 KERNEL_ENV = "KTSTR_KERNEL"
 DEFAULT_FETCH = "7.2"
-
-
-def is_series(version: str) -> bool:
-    """``7.2`` (no patch level, no rc) names a whole series."""
-    return version.count(".") == 1 and "-rc" not in version
-
-
-def spec_covers(kid: KernelId, version: str) -> bool:
-    """Whether a version or range spec covers an upstream ``version`` (a series spec
-    ``7.2`` covers every 7.2.x)."""
-    if kid.kind is KernelKind.RANGE:
-        return kid.contains_version(version)
-    if kid.kind is not KernelKind.VERSION:
-        return False
-    assert kid.version is not None
-    if is_series(kid.version):
-        return version_key(version)[:2] == version_key(kid.version)[:2]
-    return version == kid.version
-
-
-def nearest_versions(wanted: str, versions: Sequence[str], count: int = 6) -> list[str]:
-    """Up to ``count`` of ``versions`` around ``wanted`` in version order."""
-    ordered = sorted(set(versions), key=version_key)
-    keys = [version_key(v) for v in ordered]
-    at = bisect.bisect_left(keys, version_key(wanted))
-    lo = max(0, min(at - count // 2, len(ordered) - count))
-    return ordered[lo:lo + count]
-
-
-def match_archive(kid: KernelId, available: Sequence[ArchiveKernel]) -> list[ArchiveKernel]:
-    """The archive kernels a version or range spec names; ``UserError`` if none."""
-    if kid.kind is KernelKind.RANGE:
-        found = [k for k in available if kid.contains_version(k.version)]
-        if found:
-            return sorted(found, key=lambda k: version_key(k.version))
-        assert kid.start is not None
-        raise _unknown(kid.raw, kid.start, available)
-    if kid.kind is not KernelKind.VERSION:
-        raise ValueError(f"match_archive() takes versions and ranges, not {kid.kind}")
-    assert kid.version is not None
-    want = kid.version
-    if is_series(want):
-        series = version_key(want)[:2]
-        found = [k for k in available if version_key(k.version)[:2] == series]
-        if found:
-            return [max(found, key=lambda k: version_key(k.version))]
-    else:
-        exact = [k for k in available if k.version == want]
-        if exact:
-            return exact[:1]
-    raise _unknown(kid.raw, want, available)
-
-
-def _unknown(raw: str, anchor: str, available: Sequence[ArchiveKernel]) -> UserError:
-    if not available:
-        return UserError(f"no kernel {raw!r}: the archive offers no kernels in this flavour")
-    near = nearest_versions(anchor, [k.version for k in available])
-    return UserError(
-        f"no kernel {raw!r} in the archive; nearest available: {', '.join(near)} "
-        "(all of them: ktstr kernel list --available)"
-    )
 
 
 def missing_kernel_error() -> UserError:
@@ -115,8 +47,6 @@ def resolve_kernel(spec: str | None = None, *, fetcher: Fetcher | None = None) -
     A version already in the cache is used without touching the archive (``7.2`` = the
     newest cached 7.2.x); otherwise it is fetched.
     """
-    from ktstr.kernel.fetch import Fetcher
-
     fetcher = fetcher or Fetcher()
     chosen = spec or os.environ.get(KERNEL_ENV) or None
     if chosen is None:
@@ -150,3 +80,17 @@ def cached_version(cache: KernelCache, kid: KernelId) -> CachedKernel | None:
         matches = [k for k in cache.entries() if k.version == want]
     matches = [k for k in matches if k.flavour in (None, "amd64")]
     return max(matches, key=lambda k: k.sort_key) if matches else None
+
+
+def naming_spec(kernel: CachedKernel, spec: str | None, cache: KernelCache) -> str:
+    """The ``--kernel`` value that names exactly ``kernel`` again, for reproducers: its
+    version when that resolves to it (``7.2.13``), else its cache key (a kernel built
+    from a tree has the version of a Debian one), else, for a kernel outside the cache,
+    the spec it was given."""
+    if not kernel.in_cache:
+        return spec or kernel.version
+    try:
+        same = cached_version(cache, KernelId.parse(kernel.version))
+    except UserError:
+        same = None
+    return kernel.version if same is not None and same.key == kernel.key else kernel.key

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ktstr.declare.checks import Assert
 from ktstr.results.model import CheckOutcome
@@ -33,6 +33,7 @@ THROUGHPUT_CV = "throughput cv"
 WORK_RATE = "work rate"
 WAKE_P99 = "wake latency p99"
 MIGRATION_RATIO = "migration ratio"
+IMBALANCE = "cpu imbalance"
 REPORTS = "worker reports"
 PLACEMENT = "placement"
 
@@ -198,6 +199,58 @@ def check_migration_ratio(reports: Sequence[WorkerReport],
                        "migrations per context switch")
 
 
+#: /proc/stat columns that are time a CPU spent running something
+_BUSY_COLUMNS = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal
+
+
+def parse_cpu_stat(text: str) -> dict[int, int]:
+    """Busy clock ticks per CPU from ``/proc/stat`` (``cpuN user nice system idle iowait
+    irq softirq steal ...``)."""
+    out: dict[int, int] = {}
+    for line in text.splitlines():
+        head, _, rest = line.partition(" ")
+        if not head.startswith("cpu") or not head[3:].isdigit():
+            continue
+        cols = [int(x) for x in rest.split()]
+        out[int(head[3:])] = sum(cols[i] for i in _BUSY_COLUMNS if i < len(cols))
+    return out
+
+
+def cpu_busy(begin: str, end: str) -> dict[int, int]:
+    """Busy ticks per CPU between two ``/proc/stat`` snapshots."""
+    a, b = parse_cpu_stat(begin), parse_cpu_stat(end)
+    return {cpu: b[cpu] - a.get(cpu, 0) for cpu in sorted(b)}
+
+
+def check_imbalance(busy: Mapping[int, int], cpus: Iterable[int],
+                    max_ratio: float) -> list[CheckOutcome]:
+    """Busiest over least busy CPU, by the time each spent running anything over the
+    scenario (``/proc/stat``), among the CPUs the scenario's cgroups could use. A CPU
+    with no busy tick at all counts as one tick, so the ratio stays finite."""
+    considered = sorted(set(cpus) & set(busy)) or sorted(busy)
+    if len(considered) < 2:
+        return [CheckOutcome(name=IMBALANCE, passed=True, threshold=max_ratio,
+                             detail="fewer than two CPUs to compare")]
+    hi = max(considered, key=lambda c: busy[c])
+    lo = min(considered, key=lambda c: busy[c])
+    ratio = busy[hi] / max(busy[lo], 1)
+    detail = (f"CPU {hi} busy {busy[hi]} ticks vs CPU {lo} {busy[lo]} ticks: ratio "
+              f"{ratio:.2f} over CPUs {cpulist(considered)}")
+    if ratio > max_ratio:
+        return [CheckOutcome(name=IMBALANCE, passed=False, value=ratio, threshold=max_ratio,
+                             detail=f"{detail} > {max_ratio:g}")]
+    return [CheckOutcome(name=IMBALANCE, passed=True, value=ratio, threshold=max_ratio,
+                         detail=f"{detail} (limit {max_ratio:g})")]
+
+
+def imbalance_cpus(cgroups: Sequence[CgroupPlan], online: Iterable[int]) -> list[int]:
+    """The CPUs a scenario's work could use: the union of its cgroups' cpusets when every
+    cgroup has one, else every online CPU."""
+    if cgroups and all(c.cpuset_ever for c in cgroups):
+        return sorted({cpu for c in cgroups for cpu in c.allowed_cpus})
+    return sorted(online)
+
+
 def check_reports(reports: Sequence[WorkerReport], spawned: Sequence[Spawned],
                   root: str = "") -> list[CheckOutcome]:
     """Every spawned worker reported, started, and sat in its cgroup when it began."""
@@ -235,8 +288,10 @@ def run_checks(
     spawned: Sequence[Spawned] = (),
     root: str = "",
     gap_scale: float = 1.0,
+    busy: Mapping[int, int] | None = None,
 ) -> list[CheckOutcome]:
-    """Every check ``assert_`` enables, in a stable order."""
+    """Every check ``assert_`` enables, in a stable order. ``busy`` is the busy time
+    per CPU over the run (``cpu_busy``), for ``max_imbalance_ratio``."""
     out = check_reports(reports, spawned, root)
     if assert_.not_starved:
         out += check_starvation(reports)
@@ -255,4 +310,12 @@ def run_checks(
         out += check_wake_latency(reports, assert_.max_p99_wake_latency_us)
     if assert_.max_migration_ratio is not None:
         out += check_migration_ratio(reports, assert_.max_migration_ratio)
+    if assert_.max_imbalance_ratio is not None:
+        if busy:
+            out += check_imbalance(busy, imbalance_cpus(cgroups, busy),
+                                   assert_.max_imbalance_ratio)
+        else:
+            out.append(CheckOutcome(name=IMBALANCE, passed=False,
+                                    threshold=assert_.max_imbalance_ratio,
+                                    detail="no per-CPU busy time from the guest"))
     return out

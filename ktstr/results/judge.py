@@ -54,8 +54,47 @@ def debug_dump(sched_log: str, max_lines: int = 200) -> str:
     return ""
 
 
-def _tail(text: str, n: int = 15) -> str:
-    return "\n".join(text.strip().splitlines()[-n:])
+_ERROR_LINE = re.compile(r"\b(fail(ed|ure)?|error|cannot|can't|unable|invalid|denied|not found|"
+                         r"no such|unknown|missing)\b", re.IGNORECASE)
+
+
+def error_lines(log: str, most: int = 2) -> str:
+    """The lines of a scheduler's log that say what went wrong: the first ``most`` lines
+    that look like errors, then the last line (libbpf's cause usually comes before the
+    scheduler's own last word, e.g. ``failed to open system Kconfig`` before
+    ``Failed to load skel``)."""
+    lines = [ln.strip() for ln in log.strip().splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    picked = [ln for ln in lines if _ERROR_LINE.search(ln)][:most]
+    if lines[-1] not in picked:
+        picked.append(lines[-1])
+    return " / ".join(picked)
+
+
+#: what the guest reports for each kind of setup failure (event ``setup_failed``)
+_SETUP_WHAT = {
+    "sysctl": "sysctl {key}={value} could not be applied",
+    "cgroup_parent": "cgroup parent {key} could not be created",
+    "include_file": "include file {key} is not in the guest",
+    "karg": "the kernel rejected kernel argument(s) {value}",
+}
+
+
+def setup_errors(events: Sequence[Event]) -> list[str]:
+    """A broken test setup, one line each: a sysctl the kernel refused, a cgroup parent
+    that could not be made, an include file that is not where it should be, a kernel
+    argument the kernel did not know. These make a run ERROR, not FAIL."""
+    out = []
+    for e in events:
+        if e.name != "setup_failed":
+            continue
+        what = e.fields.get("what", "?")
+        template = _SETUP_WHAT.get(what, what + " {key} {value}")
+        text = template.format(key=e.fields.get("key", "?"), value=e.fields.get("value", ""))
+        err = e.fields.get("error", "").strip()
+        out.append(f"setup: {text}" + (f": {err}" if err else ""))
+    return out
 
 
 def judge_scheduler(
@@ -64,6 +103,7 @@ def judge_scheduler(
     has_active_scheduling: bool,
     sched_log: str = "",
     dmesg: str = "",
+    attach_bound: str = "",
 ) -> SchedJudgement:
     """What happened to the scheduler, and why a test should fail because of it."""
     by_name: dict[str, Event] = {}
@@ -103,12 +143,14 @@ def judge_scheduler(
             if exit_msg:
                 why += f" ({exit_msg})"
             elif sched_log.strip():
-                why += f"; last output: {_tail(sched_log, 3)!r}"
+                why += f": {error_lines(sched_log)}"
             return SchedJudgement(outcome=SchedOutcome.DIED, reasons=[why], **common)
         if not_attached is not None:
             why = (f"not attached: scheduler alive but sched_ext state stayed "
                    f"{not_attached.fields.get('state', '?')!r} for "
                    f"{not_attached.fields.get('timeout_s', '?')} s")
+            if attach_bound:
+                why += f" (attach bound: {attach_bound}; KTSTR_TIMEOUT_SCALE raises it)"
             return SchedJudgement(outcome=SchedOutcome.NOT_ATTACHED, reasons=[why], **common)
         return SchedJudgement(outcome=SchedOutcome.UNKNOWN,
                               reasons=["scheduler never reported attach or exit"], **common)
@@ -124,6 +166,8 @@ def judge_scheduler(
         why = f"died: scheduler exited with code {code} while the workload ran"
         if exit_msg:
             why += f" (EXIT: {exit_msg})"
+        elif sched_log.strip():
+            why += f": {error_lines(sched_log)}"
         return SchedJudgement(outcome=SchedOutcome.DIED, reasons=[why], **common)
     if detached is not None:
         why = f"ejected: sched_ext state became {detached.fields.get('state', '?')!r} mid-run"

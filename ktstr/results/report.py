@@ -13,6 +13,13 @@ _COLOURS = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.ERROR: "magenta"
             Verdict.SKIP: "yellow"}
 
 
+def describe_workload(r: RunResult) -> str:
+    """``spin for 5 s``; a payload runs until it exits, its duration is only a bound."""
+    if r.workload.startswith("payload "):
+        return f"{r.workload} (runs to its end; bound {r.duration_s:g} s + slack)"
+    return f"{r.workload} for {r.duration_s:g} s"
+
+
 def result_lines(r: RunResult) -> list[str]:
     lines = [
         f"scheduler:  {r.scheduler}  ({r.sched_outcome.value}"
@@ -23,8 +30,10 @@ def result_lines(r: RunResult) -> list[str]:
         f"topology:   {r.topology_requested}" + (f"  (guest saw {r.topology_seen})"
                                                   if r.topology_seen else ""),
         f"accel:      {r.accel or '-'}",
-        f"workload:   {r.workload} for {r.duration_s:g} s",
+        f"workload:   {describe_workload(r)}",
     ]
+    if r.boot:
+        lines.insert(4, f"boot:       {r.boot}")
     if r.sched_args:
         lines.append(f"sched args: {' '.join(r.sched_args)}")
     for e in r.timeline:
@@ -33,13 +42,46 @@ def result_lines(r: RunResult) -> list[str]:
             lines.append(f"  t={e.t:7.2f}s  {e.name}  {fields}")
     t = r.timings
     parts = [f"{name}={value:.1f}s" for name, value in (
-        ("boot", t.boot_s), ("attach", t.attach_s), ("total", t.total_s)) if value is not None]
+        ("boot", t.boot_s), ("attach", t.attach_s), ("workload", t.run_s),
+        ("scheduler attached", t.sched_run_s), ("total", t.total_s)) if value is not None]
     if parts:
         lines.append("timings:    " + " ".join(parts))
     if "scenario" in r.stats:
         lines.extend(scenario_table(r.stats["scenario"]))
     for c in r.checks:
         lines.append(f"check {c.name}: {'ok' if c.passed else 'FAILED'} {c.detail}")
+    for n in r.notes:
+        lines.append(f"note:       {n}")
+    lines.extend(repro_lines(r))
+    return lines
+
+
+def repro_lines(r: RunResult) -> list[str]:
+    """What the traced rerun of a failed run found, and where its trace is."""
+    rp = r.repro
+    if rp is None:
+        return []
+    got = rp.repro_verdict.value.upper() + (f" ({rp.repro_class.value})" if rp.repro_class
+                                            else "")
+    lines = [f"repro:      {rp.status.value}: the traced rerun was {got}, the first run "
+             f"{rp.first_class.value}"]
+    tr = rp.trace
+    if tr is None:
+        lines.append("trace:      none (tracefs unavailable in the guest?)")
+        return lines
+    lines.append(f"trace:      {tr.json_path}  (Perfetto: ui.perfetto.dev, Open trace file; "
+                 "or chrome://tracing)")
+    lines.append(f"            {tr.text_path}  ({tr.events} events"
+                 + (f", tail of {tr.bytes_total} bytes" if tr.truncated else "") + ")")
+    if tr.failure_t is not None:
+        lines.append(f"            failure at t={tr.failure_t:.6f}s on CPU {tr.failure_cpu} "
+                     f"({tr.failure_source})")
+    if tr.stalled is not None:
+        wait = (f"runnable without running from t={tr.stalled_since:.6f}s"
+                if tr.stalled_since is not None else "not seen runnable in the trace")
+        lines.append(f"            stalled task {tr.stalled.comm}[{tr.stalled.pid}]: {wait}")
+    if tr.missing:
+        lines.append(f"            events this kernel lacks: {' '.join(tr.missing)}")
     return lines
 
 
@@ -109,6 +151,13 @@ def print_result(r: RunResult) -> None:
         if r.sched_log:
             click.echo("--- scheduler log (tail) ---")
             click.echo("\n".join(r.sched_log.splitlines()[-25:]))
+        payload = r.stats.get("payload") or {}
+        for stream in ("stdout", "stderr"):
+            tail = payload.get(f"{stream}_tail", "")
+            if tail:
+                whole = f" (whole: {r.run_dir}/payload.{stream})" if r.run_dir else ""
+                click.echo(f"--- payload {stream} (tail){whole} ---")
+                click.echo("\n".join(str(tail).splitlines()[-20:]))
         if r.panic_text:
             click.echo("--- kernel panic ---")
             click.echo("\n".join(r.panic_text.splitlines()[:40]))
@@ -118,5 +167,6 @@ def print_result(r: RunResult) -> None:
     if r.run_dir:
         click.echo(f"run dir:    {r.run_dir}")
     click.echo(f"reproduce:  {r.reproducer}")
-    head = click.style(r.verdict.value.upper(), fg=_COLOURS[r.verdict], bold=True)
+    head = click.style(r.verdict.value.upper() + (" (flaky)" if r.flaky else ""),
+                       fg=_COLOURS[r.verdict], bold=True)
     click.echo(f"{head}" + (": " + "; ".join(r.reasons) if r.reasons else ""))

@@ -1,23 +1,37 @@
-"""Pure: the per-run files the guest init reads from ``/ktstr/`` (the run segment)."""
+"""Pure: what the guest agent is told to do (``ktstr.guest.protocol.RunPlan``), and the
+few per-run files that still travel in the image's run segment (a test's inline
+config)."""
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from ktstr.declare.scheduler import Scheduler
 from ktstr.declare.settings import Sysctl
-from ktstr.declare.spec import SpecKind
+from ktstr.declare.spec import KernelBuiltinSpec, SpecKind
+from ktstr.guest.protocol import (
+    Mode,
+    RunPlan,
+    ScenarioWire,
+    SchedKind,
+    SchedulerPlan,
+    SetupPlan,
+    SysctlWrite,
+    TracePlan,
+    VerifyPlan,
+    WorkloadKind,
+    WorkloadPlan,
+)
 
 SCHED_GUEST_DIR = "/sched"
 
 
-def sched_kind(scheduler: Scheduler) -> str:
+def sched_kind(scheduler: Scheduler) -> SchedKind:
     return {
-        SpecKind.EEVDF: "eevdf",
-        SpecKind.KERNEL_BUILTIN: "builtin",
-        SpecKind.DISCOVER: "binary",
-        SpecKind.PATH: "binary",
+        SpecKind.EEVDF: SchedKind.NONE,
+        SpecKind.KERNEL_BUILTIN: SchedKind.BUILTIN,
+        SpecKind.DISCOVER: SchedKind.BINARY,
+        SpecKind.PATH: SchedKind.BINARY,
     }[scheduler.binary.kind]
 
 
@@ -26,26 +40,55 @@ def sched_guest_path(scheduler: Scheduler) -> str | None:
     return f"{SCHED_GUEST_DIR}/{name}" if name else None
 
 
-def params_sh(values: Mapping[str, str | int | float]) -> str:
-    """``KEY='value'`` lines the init sources; values are shell-quoted."""
-    return "".join(f"{k}={shlex.quote(str(v))}\n" for k, v in values.items())
+def sysctl_writes(sysctls: Sequence[Sysctl]) -> list[SysctlWrite]:
+    """In order (the last write wins), each with its ``/proc/sys`` path."""
+    return [SysctlWrite(key=s.key, path=s.proc_path, value=s.value) for s in sysctls]
 
 
-def sysctls_file(sysctls: Sequence[Sysctl]) -> str:
-    """``/proc/sys/PATH VALUE`` lines, applied in order (the last write wins)."""
-    return "".join(f"{s.proc_path} {s.value}\n" for s in sysctls)
+def setup_plan(scheduler: Scheduler, expected: Sequence[str] = ()) -> SetupPlan:
+    """The scheduler's setup, the same for every path that starts it (run, test,
+    gauntlet, verifier, service cell): sysctls, cgroup parent, packed files."""
+    return SetupPlan(
+        sysctls=sysctl_writes(scheduler.sysctls),
+        cgroup_parent=scheduler.cgroup_parent.path if scheduler.cgroup_parent else "",
+        expect_files=list(expected),
+    )
 
 
-def args_file(args: Sequence[str]) -> str:
-    for a in args:
-        if "\n" in a:
-            raise ValueError(f"a scheduler argument must not contain a newline: {a!r}")
-    return "".join(f"{a}\n" for a in args)
-
-
-def run_files(
+def scheduler_plan(
+    scheduler: Scheduler,
+    sched_args: Sequence[str],
     *,
-    mode: str,
+    attach_timeout_s: float,
+    stop_timeout_s: float,
+    require_alive: bool = True,
+) -> SchedulerPlan:
+    """How the agent starts, proves, watches and stops the scheduler (bounds already
+    scaled for the accelerator, ``AccelChoice.bound``)."""
+    spec = scheduler.binary
+    builtin = spec if isinstance(spec, KernelBuiltinSpec) else None
+    return SchedulerPlan(
+        kind=sched_kind(scheduler), path=sched_guest_path(scheduler) or "",
+        args=list(sched_args),
+        enable=list(builtin.enable) if builtin else [],
+        disable=list(builtin.disable) if builtin else [],
+        attach_timeout_s=max(1.0, round(attach_timeout_s)),
+        stop_timeout_s=max(1.0, round(stop_timeout_s)),
+        require_alive=require_alive,
+    )
+
+
+def scheduler_segment(scheduler: Scheduler, *, inline_config: str | None = None
+                      ) -> dict[str, bytes]:
+    """Per-run files of the scheduler: the test's inline config at
+    ``config_file_def.guest_path``."""
+    if inline_config is not None and scheduler.config_file_def is not None:
+        return {scheduler.config_file_def.guest_path: inline_config.encode()}
+    return {}
+
+
+def run_plan(
+    *,
     scheduler: Scheduler,
     sched_args: Sequence[str],
     workload: str,
@@ -53,50 +96,53 @@ def run_files(
     duration_s: float,
     attach_timeout_s: float,
     stop_timeout_s: float,
-    inline_config: str | None = None,
-    report_topology: bool = True,
     payload_argv: Sequence[str] | None = None,
     payload_timeout_s: float = 0,
-    scenario_files: Mapping[str, bytes] | None = None,
-) -> dict[str, bytes]:
-    """Guest path -> content for the run segment."""
-    params: dict[str, str | int | float] = {
-        "KTSTR_MODE": mode,
-        "KTSTR_REPORT_TOPOLOGY": 1 if report_topology else 0,
-        "KTSTR_SCHED_KIND": sched_kind(scheduler),
-        "KTSTR_SCHED_BIN": sched_guest_path(scheduler) or "",
-        "KTSTR_CGROUP_PARENT": scheduler.cgroup_parent.path if scheduler.cgroup_parent else "",
-        "KTSTR_ATTACH_TIMEOUT_S": max(1, round(attach_timeout_s)),
-        "KTSTR_STOP_TIMEOUT_S": max(1, round(stop_timeout_s)),
-        "KTSTR_WORKLOAD": workload,
-        "KTSTR_WORKERS": workers,
-        "KTSTR_DURATION_S": max(1, round(duration_s)),
-        "KTSTR_PAYLOAD_TIMEOUT_S": max(1, round(payload_timeout_s)),
-    }
-    files: dict[str, bytes] = {
-        "/ktstr/params.sh": params_sh(params).encode(),
-        "/ktstr/sched_args": args_file(sched_args).encode(),
-        "/ktstr/sysctls": sysctls_file(scheduler.sysctls).encode(),
-    }
-    if scheduler.binary.kind is SpecKind.KERNEL_BUILTIN:
-        files["/ktstr/enable.sh"] = ("\n".join(scheduler.binary.enable) + "\n").encode()
-        files["/ktstr/disable.sh"] = ("\n".join(scheduler.binary.disable) + "\n").encode()
-    if payload_argv is not None:
-        files["/ktstr/payload.sh"] = f"exec {shlex.join(payload_argv)}\n".encode()
-    if inline_config is not None and scheduler.config_file_def is not None:
-        files[scheduler.config_file_def.guest_path] = inline_config.encode()
-    if scenario_files:
-        files.update(scenario_files)
-    return files
+    payload_own_pgrp: bool = True,
+    require_alive: bool = True,
+    scenario: ScenarioWire | None = None,
+    expected: Sequence[str] = (),
+    trace: TracePlan | None = None,
+) -> RunPlan:
+    """The plan of a scheduler test (mode ``run``)."""
+    return RunPlan(
+        mode=Mode.RUN, harness_rt=True,
+        setup=setup_plan(scheduler, expected),
+        scheduler=scheduler_plan(scheduler, sched_args, attach_timeout_s=attach_timeout_s,
+                                 stop_timeout_s=stop_timeout_s, require_alive=require_alive),
+        workload=WorkloadPlan(
+            kind=WorkloadKind(workload), workers=workers, duration_s=max(1.0, duration_s),
+            argv=list(payload_argv or ()), timeout_s=max(1.0, round(payload_timeout_s)),
+            own_pgrp=payload_own_pgrp),
+        scenario=scenario, trace=trace,
+    )
 
 
-def exec_files(command: str) -> dict[str, bytes]:
-    """Run segment for ``ktstr shell --exec``."""
-    return {
-        "/ktstr/params.sh": params_sh({"KTSTR_MODE": "exec"}).encode(),
-        "/ktstr/cmd.sh": (command + "\n").encode(),
-    }
+def verify_plan(
+    *,
+    scheduler: Scheduler,
+    attach_timeout_s: float,
+    stop_timeout_s: float,
+    bpf_object: str,
+    log_cap: int,
+    expected: Sequence[str] = (),
+) -> RunPlan:
+    """A verifier cell (mode ``verify``): the run's setup and attach proof, plus
+    veristat on the scheduler's object."""
+    return RunPlan(
+        mode=Mode.VERIFY, harness_rt=True,
+        setup=setup_plan(scheduler, expected),
+        scheduler=scheduler_plan(scheduler, scheduler.merged_args(),
+                                 attach_timeout_s=attach_timeout_s,
+                                 stop_timeout_s=stop_timeout_s),
+        verify=VerifyPlan(object=bpf_object, log_cap=log_cap),
+    )
 
 
-def shell_files() -> dict[str, bytes]:
-    return {"/ktstr/params.sh": params_sh({"KTSTR_MODE": "shell"}).encode()}
+def exec_plan(command: str) -> RunPlan:
+    """``ktstr shell --exec``."""
+    return RunPlan(mode=Mode.EXEC, command=command)
+
+
+def shell_plan() -> RunPlan:
+    return RunPlan(mode=Mode.SHELL)

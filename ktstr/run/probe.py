@@ -9,8 +9,8 @@ from ktstr.image import builder
 from ktstr.kernel.cache import CachedKernel
 from ktstr.results.model import VmOutcome
 from ktstr.run.boot import boot
-from ktstr.run.image import init_script
-from ktstr.run.params import exec_files
+from ktstr.run.image import image_spec
+from ktstr.run.params import exec_plan
 from ktstr.run.rundir import finish_run_dir, make_run_dir
 from ktstr.vm.argv import Accel, kernel_cmdline
 from ktstr.vm.host import AccelChoice, AccelRequest, choose_accel, find_qemu
@@ -27,11 +27,10 @@ def kvm_boot_probe(kernel: CachedKernel) -> tuple[bool, str]:
                 kernel.release or kernel.version)
     run_dir = make_run_dir("ktstr-probe-")
     try:
-        base = builder.build_base(builder.ImageSpec(init=init_script()))
-        initrd = builder.compose(base, builder.run_segment(exec_files("true")),
-                                 run_dir / "initrd.img")
         outcome = boot(
-            kernel=kernel.image_path, initrd=initrd, cmdline=kernel_cmdline(),
+            kernel=kernel.image_path, image=builder.build_base(image_spec()),
+            plan=exec_plan("true"),
+            cmdline=kernel_cmdline(),
             topology=Topology(1, 1, 1, 1),
             accel=AccelChoice(accel=Accel.KVM, reason="probe"), run_dir=run_dir,
             work_timeout_s=PROBE_TIMEOUT_S, expect_exec=True, name="kvm-probe",

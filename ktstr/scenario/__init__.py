@@ -12,7 +12,7 @@ from ktstr.scenario.cgroup import CgroupDef, SchedPolicy, WorkType
 from ktstr.scenario.cpuset import CpusetSpec, cpulist, resolve_cpus
 from ktstr.scenario.plan import ScenarioPlan, plan_scenario
 from ktstr.scenario.reports import WorkerReport
-from ktstr.scenario.runner import request_fields, run_defs
+from ktstr.scenario.runner import request_fields
 from ktstr.scenario.scenario import Scenario
 from ktstr.scenario.steps import Hold, Op, Step
 
@@ -33,6 +33,5 @@ __all__ = [
     "plan_scenario",
     "request_fields",
     "resolve_cpus",
-    "run_defs",
 ]
 

@@ -2,7 +2,7 @@
 
 Each is built for the run's topology (worker counts follow the CPU count). This is a
 fixed table of ktstr's own scenarios, not a registry: user scenarios are ordinary
-``Scenario`` values passed to ``RunRequest(scenario=...)`` or ``run_defs``.
+``Scenario`` values passed to ``RunRequest(scenario=...)`` or ``ktstr.run_defs``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class Canned:
 
     def scenario(self, topology: Topology) -> Scenario:
         s = self.build(topology)
-        return s.model_copy(update={"name": self.name, "description": self.description})
+        return s.model_copy(update={"name": self.name, "description": self.description,
+                                   "canned": True})
 
 
 def _half(t: Topology) -> int:

@@ -5,8 +5,9 @@ Keyword and fluent forms build the same frozen value::
     CgroupDef("cg_0", workers=2, work_type=WorkType.CPU_SPIN)
     CgroupDef("cg_0").workers(2).work_type(WorkType.CPU_SPIN)   # each call returns a copy
 
-Fields are stored with a trailing underscore (``workers_``) so the fluent methods can
-use the plain names; keywords, ``model_dump(by_alias=True)`` and JSON use the plain names.
+The fluent methods take the keywords' names, so the fields that hold the values are
+named for what they hold (``num_workers``, ``cpuset_spec``, ...); each keyword is the
+field's alias, used by ``model_dump(by_alias=True)`` and JSON.
 """
 
 from __future__ import annotations
@@ -58,23 +59,23 @@ class CgroupDef(Frozen):
     _positional = ("name",)
 
     name: str = Field(description="cgroup name below the scenario root (letters, digits, _.-)")
-    workers_: int | None = Field(
+    num_workers: int | None = Field(
         None, alias="workers", ge=0, le=512,
         description="worker processes; None: the run's default (RunRequest.workers or 2)",
     )
-    work_type_: WorkType = Field(WorkType.CPU_SPIN, alias="work_type",
-                                 description="what each worker does")
-    cpuset_: CpusetSpec | None = Field(None, alias="cpuset",
-                                       description="cpuset.cpus of the cgroup; None: all")
-    sched_policy_: SchedPolicy = Field(SchedPolicy.NORMAL, alias="sched_policy",
-                                       description="scheduling policy of the workers")
-    priority_: int = Field(0, alias="priority", ge=0, le=99,
-                           description="real-time priority (fifo, rr: 1..99)")
-    nice_: int = Field(0, alias="nice", ge=-20, le=19, description="nice value of the workers")
-    affinity_: CpusetSpec | None = Field(
+    work_kind: WorkType = Field(WorkType.CPU_SPIN, alias="work_type",
+                                description="what each worker does")
+    cpuset_spec: CpusetSpec | None = Field(None, alias="cpuset",
+                                           description="cpuset.cpus of the cgroup; None: all")
+    policy: SchedPolicy = Field(SchedPolicy.NORMAL, alias="sched_policy",
+                                description="scheduling policy of the workers")
+    priority: int = Field(0, ge=0, le=99, description="real-time priority (fifo, rr: 1..99)")
+    nice_value: int = Field(0, alias="nice", ge=-20, le=19,
+                            description="nice value of the workers")
+    affinity_spec: CpusetSpec | None = Field(
         None, alias="affinity", description="CPU affinity of each worker; None: unrestricted"
     )
-    children_: tuple[CgroupDef, ...] = Field(
+    subgroups: tuple[CgroupDef, ...] = Field(
         (), alias="children", description="nested cgroups (their workers run in them)"
     )
 
@@ -99,23 +100,22 @@ class CgroupDef(Frozen):
     def _name(cls, name: str) -> str:
         return check_name(name, "cgroup")
 
-    @field_validator("children_", mode="before")
+    @field_validator("subgroups", mode="before")
     @classmethod
     def _children_tuple(cls, value: Any) -> Any:
         return tuple(value) if isinstance(value, list) else value
 
     @model_validator(mode="after")
     def _rules(self) -> Self:
-        if self.sched_policy_.realtime and not 1 <= self.priority_ <= 99:
-            raise ValueError(f"sched_policy {self.sched_policy_.value} needs a priority "
+        if self.policy.realtime and not 1 <= self.priority <= 99:
+            raise ValueError(f"sched_policy {self.policy.value} needs a priority "
                              "1..99: CgroupDef(..., priority=N) or .sched_policy(p, N)")
-        if not self.sched_policy_.realtime and self.priority_:
-            raise ValueError(f"priority is only for fifo and rr, not "
-                             f"{self.sched_policy_.value}")
-        if self.children_ and self.workers_:
+        if not self.policy.realtime and self.priority:
+            raise ValueError(f"priority is only for fifo and rr, not {self.policy.value}")
+        if self.subgroups and self.num_workers:
             raise ValueError(f"cgroup {self.name!r} has children, so it cannot hold workers "
                              "itself (cgroup v2 no-internal-process rule): put them in a child")
-        names = [c.name for c in self.children_]
+        names = [c.name for c in self.subgroups]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"cgroup {self.name!r}: child names repeat: {', '.join(sorted(dup))}")
@@ -123,50 +123,48 @@ class CgroupDef(Frozen):
 
     # --- fluent forms: each returns a new frozen copy ------------------------------
     def _with(self, **update: Any) -> CgroupDef:
-        data = self.model_dump(by_alias=True, exclude_unset=False)
-        data.update(update)
-        data["children"] = update.get("children", self.children_)
-        return CgroupDef(**data)
+        """A validated copy with ``update`` (by field name) applied."""
+        return CgroupDef.model_validate({**dict(self), **update})
 
     def workers(self, count: int) -> CgroupDef:
-        return self._with(workers=count)
+        return self._with(num_workers=count)
 
     def work_type(self, work_type: WorkType | str) -> CgroupDef:
-        return self._with(work_type=work_type)
+        return self._with(work_kind=work_type)
 
     def cpuset(self, spec: CpusetSpec | None) -> CgroupDef:
-        return self._with(cpuset=spec)
+        return self._with(cpuset_spec=spec)
 
     def sched_policy(self, policy: SchedPolicy | str, priority: int = 0) -> CgroupDef:
-        return self._with(sched_policy=policy, priority=priority)
+        return self._with(policy=policy, priority=priority)
 
     def nice(self, value: int) -> CgroupDef:
-        return self._with(nice=value)
+        return self._with(nice_value=value)
 
     def affinity(self, spec: CpusetSpec | None) -> CgroupDef:
-        return self._with(affinity=spec)
+        return self._with(affinity_spec=spec)
 
     def children(self, *defs: CgroupDef) -> CgroupDef:
-        return self._with(children=tuple(defs))
+        return self._with(subgroups=tuple(defs))
 
     # --- reading ----------------------------------------------------------------------
     def worker_count(self, default: int) -> int:
-        if self.workers_ is not None:
-            return self.workers_
-        return 0 if self.children_ else default
+        if self.num_workers is not None:
+            return self.num_workers
+        return 0 if self.subgroups else default
 
     def describe(self) -> str:
-        parts = [self.name, f"{self.workers_ if self.workers_ is not None else '*'}x"
-                 f"{self.work_type_.value}"]
-        if self.cpuset_:
-            parts.append(f"cpuset={self.cpuset_.describe()}")
-        if self.sched_policy_ is not SchedPolicy.NORMAL:
-            parts.append(f"policy={self.sched_policy_.value}"
-                         + (f"/{self.priority_}" if self.priority_ else ""))
-        if self.nice_:
-            parts.append(f"nice={self.nice_}")
-        if self.affinity_:
-            parts.append(f"affinity={self.affinity_.describe()}")
-        if self.children_:
-            parts.append("children=[" + "; ".join(c.describe() for c in self.children_) + "]")
+        parts = [self.name, f"{self.num_workers if self.num_workers is not None else '*'}x"
+                 f"{self.work_kind.value}"]
+        if self.cpuset_spec:
+            parts.append(f"cpuset={self.cpuset_spec.describe()}")
+        if self.policy is not SchedPolicy.NORMAL:
+            parts.append(f"policy={self.policy.value}"
+                         + (f"/{self.priority}" if self.priority else ""))
+        if self.nice_value:
+            parts.append(f"nice={self.nice_value}")
+        if self.affinity_spec:
+            parts.append(f"affinity={self.affinity_spec.describe()}")
+        if self.subgroups:
+            parts.append("children=[" + "; ".join(c.describe() for c in self.subgroups) + "]")
         return " ".join(parts)

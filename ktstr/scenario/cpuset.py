@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import enum
 import math
+from abc import abstractmethod
 from collections.abc import Iterable, Sequence
-from typing import Self
+from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ktstr.declare.base import Frozen
 from ktstr.declare.topology import Topology
+from ktstr.declare.union import TaggedUnion, Variant
 from ktstr.errors import UserError
 
 
@@ -34,116 +35,225 @@ class CpusetKind(enum.StrEnum):
     EXACT = "exact"
 
 
-class CpusetSpec(Frozen):
+class CpusetSpec(TaggedUnion):
     """A set of CPUs relative to the topology; build it with the class methods."""
 
-    kind: CpusetKind = Field(description="llc, numa, range, disjoint, overlap or exact")
-    index: int | None = Field(None, ge=0, description="LLC, node or part index")
-    of: int | None = Field(None, ge=1, description="number of parts (disjoint, overlap)")
-    start: float | None = Field(None, ge=0, le=1, description="range: first fraction")
-    end: float | None = Field(None, ge=0, le=1, description="range: last fraction")
-    frac: float | None = Field(None, ge=0, le=1, description="overlap: extension per part")
-    cpus: tuple[int, ...] = Field((), description="exact: CPU ids")
+    usage = ("CpusetSpec.llc(i), numa(i), range(start_frac, end_frac), disjoint(index, of), "
+             "overlap(index, of, frac) or exact(cpus)")
 
-    @model_validator(mode="after")
-    def _shape(self) -> Self:
-        k = self.kind
-        if k in (CpusetKind.LLC, CpusetKind.NUMA) and self.index is None:
-            raise ValueError(f"{k.value} needs an index")
-        if k in (CpusetKind.DISJOINT, CpusetKind.OVERLAP):
-            if self.index is None or self.of is None:
-                raise ValueError(f"{k.value} needs index and of")
-            if self.index >= self.of:
-                raise ValueError(f"{k.value}: index {self.index} must be below of={self.of}")
-        if k is CpusetKind.OVERLAP and self.frac is None:
-            raise ValueError("overlap needs frac")
-        if k is CpusetKind.RANGE and (self.start is None or self.end is None
-                                      or self.start >= self.end):
-            raise ValueError("range needs start < end, both fractions in [0, 1]")
-        if k is CpusetKind.EXACT and (not self.cpus or any(c < 0 for c in self.cpus)):
-            raise ValueError("exact needs at least one CPU id, none negative")
-        return self
+    kind: CpusetKind
 
     @classmethod
-    def llc(cls, index: int) -> CpusetSpec:
-        return cls(kind=CpusetKind.LLC, index=index)
+    def llc(cls, index: int) -> LlcCpuset:
+        return LlcCpuset(index=index)
 
     @classmethod
-    def numa(cls, index: int) -> CpusetSpec:
-        return cls(kind=CpusetKind.NUMA, index=index)
+    def numa(cls, index: int) -> NumaCpuset:
+        return NumaCpuset(index=index)
 
     @classmethod
-    def range(cls, start_frac: float, end_frac: float) -> CpusetSpec:
-        return cls(kind=CpusetKind.RANGE, start=start_frac, end=end_frac)
+    def range(cls, start_frac: float, end_frac: float) -> RangeCpuset:
+        return RangeCpuset(start=start_frac, end=end_frac)
 
     @classmethod
-    def disjoint(cls, index: int, of: int) -> CpusetSpec:
-        return cls(kind=CpusetKind.DISJOINT, index=index, of=of)
+    def disjoint(cls, index: int, of: int) -> DisjointCpuset:
+        return DisjointCpuset(index=index, of=of)
 
     @classmethod
-    def overlap(cls, index: int, of: int, frac: float) -> CpusetSpec:
-        return cls(kind=CpusetKind.OVERLAP, index=index, of=of, frac=frac)
+    def overlap(cls, index: int, of: int, frac: float) -> OverlapCpuset:
+        return OverlapCpuset(index=index, of=of, frac=frac)
 
     @classmethod
-    def exact(cls, cpus: Iterable[int]) -> CpusetSpec:
-        return cls(kind=CpusetKind.EXACT, cpus=tuple(sorted(set(cpus))))
+    def exact(cls, cpus: Iterable[int]) -> ExactCpuset:
+        return ExactCpuset(cpus=tuple(sorted(set(cpus))))
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+    @abstractmethod
+    def cpus_on(self, topology: Topology) -> tuple[int, ...]:
+        """The CPU ids this set means on ``topology``; ``UserError`` if it cannot."""
+
+
+
+def _unfit(spec: CpusetSpec, rule: str) -> UserError:
+    """The set cannot be made on this topology."""
+    return UserError(f"cpuset {spec.describe()}: {rule}")
+
+
+class LlcCpuset(Variant, CpusetSpec):
+    """``CpusetSpec.llc(i)``: the CPUs of LLC ``i``."""
+
+    needs = {"index": "llc needs an index"}
+
+    kind: Literal[CpusetKind.LLC] = Field(CpusetKind.LLC, description="this form's tag")
+    index: int = Field(ge=0, description="LLC index")
 
     def describe(self) -> str:
-        k = self.kind
-        if k in (CpusetKind.LLC, CpusetKind.NUMA):
-            return f"{k.value}({self.index})"
-        if k is CpusetKind.RANGE:
-            return f"range({self.start:g}, {self.end:g})"
-        if k is CpusetKind.DISJOINT:
-            return f"disjoint({self.index}, {self.of})"
-        if k is CpusetKind.OVERLAP:
-            return f"overlap({self.index}, {self.of}, {self.frac:g})"
+        return f"llc({self.index})"
+
+    def cpus_on(self, topology: Topology) -> tuple[int, ...]:
+        if self.index >= topology.llcs:
+            raise _unfit(self, f"topology {topology.label} has {topology.llcs} LLC(s), use an "
+                               f"index below {topology.llcs}")
+        return tuple(topology.llc_cpus(self.index))
+
+
+class NumaCpuset(Variant, CpusetSpec):
+    """``CpusetSpec.numa(i)``: the CPUs of NUMA node ``i``."""
+
+    needs = {"index": "numa needs an index"}
+
+    kind: Literal[CpusetKind.NUMA] = Field(CpusetKind.NUMA, description="this form's tag")
+    index: int = Field(ge=0, description="NUMA node index")
+
+    def describe(self) -> str:
+        return f"numa({self.index})"
+
+    def cpus_on(self, topology: Topology) -> tuple[int, ...]:
+        if self.index >= topology.numa_nodes:
+            raise _unfit(self, f"topology {topology.label} has {topology.numa_nodes} NUMA "
+                               f"node(s), use an index below {topology.numa_nodes}")
+        return tuple(topology.node_cpus(self.index))
+
+
+_RANGE_RULE = "range needs start < end, both fractions in [0, 1]"
+
+
+class RangeCpuset(Variant, CpusetSpec):
+    """``CpusetSpec.range(start_frac, end_frac)``: the CPUs from fraction ``start`` to
+    fraction ``end`` of all CPUs (at least one CPU)."""
+
+    needs = {"start": _RANGE_RULE, "end": _RANGE_RULE}
+
+    kind: Literal[CpusetKind.RANGE] = Field(CpusetKind.RANGE, description="this form's tag")
+    start: float = Field(ge=0, le=1, description="first fraction")
+    end: float = Field(ge=0, le=1, description="last fraction, above start")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.start >= self.end:
+            raise ValueError(_RANGE_RULE)
+        return self
+
+    def describe(self) -> str:
+        return f"range({self.start:g}, {self.end:g})"
+
+    def cpus_on(self, topology: Topology) -> tuple[int, ...]:
+        n = topology.total_cpus
+        first = min(math.floor(self.start * n), n - 1)
+        last = max(math.floor(self.end * n), first + 1)
+        return tuple(range(first, min(last, n)))
+
+
+def _below_of(kind: CpusetKind, index: int, of: int) -> None:
+    if index >= of:
+        raise ValueError(f"{kind.value}: index {index} must be below of={of}")
+
+
+def _part(spec: DisjointCpuset | OverlapCpuset, topology: Topology) -> tuple[int, int, float]:
+    """``(first, last, width)`` of part ``index`` of ``of`` (last excluded)."""
+    n = topology.total_cpus
+    if spec.of > n:
+        raise _unfit(spec, f"cannot split {n} CPUs of {topology.label} into {spec.of} "
+                           f"parts; use of <= {n}")
+    width = n / spec.of
+    return round(spec.index * width), round((spec.index + 1) * width), width
+
+
+class DisjointCpuset(Variant, CpusetSpec):
+    """``CpusetSpec.disjoint(index, of)``: part ``index`` of ``of`` contiguous,
+    non-overlapping, nearly equal parts."""
+
+    needs = {"index": "disjoint needs index and of", "of": "disjoint needs index and of"}
+
+    kind: Literal[CpusetKind.DISJOINT] = Field(CpusetKind.DISJOINT,
+                                               description="this form's tag")
+    index: int = Field(ge=0, description="part index, below of")
+    of: int = Field(ge=1, description="number of parts")
+
+    @model_validator(mode="after")
+    def _index_below_of(self) -> Self:
+        _below_of(self.kind, self.index, self.of)
+        return self
+
+    def describe(self) -> str:
+        return f"disjoint({self.index}, {self.of})"
+
+    def cpus_on(self, topology: Topology) -> tuple[int, ...]:
+        first, last, _ = _part(self, topology)
+        return tuple(range(first, last))
+
+
+class OverlapCpuset(Variant, CpusetSpec):
+    """``CpusetSpec.overlap(index, of, frac)``: part ``index`` of ``of`` parts, extended
+    past its end by ``frac`` of a part's width (the last part before its start instead),
+    so neighbouring parts share CPUs."""
+
+    needs = {"index": "overlap needs index and of", "of": "overlap needs index and of",
+             "frac": "overlap needs frac"}
+
+    kind: Literal[CpusetKind.OVERLAP] = Field(CpusetKind.OVERLAP,
+                                              description="this form's tag")
+    index: int = Field(ge=0, description="part index, below of")
+    of: int = Field(ge=1, description="number of parts")
+    frac: float = Field(ge=0, le=1, description="extension per part, a fraction of its width")
+
+    @model_validator(mode="after")
+    def _index_below_of(self) -> Self:
+        _below_of(self.kind, self.index, self.of)
+        return self
+
+    def describe(self) -> str:
+        return f"overlap({self.index}, {self.of}, {self.frac:g})"
+
+    def cpus_on(self, topology: Topology) -> tuple[int, ...]:
+        first, last, width = _part(self, topology)
+        extra = max(1, round(self.frac * width)) if self.frac > 0 else 0
+        if self.index == self.of - 1:
+            first = max(0, first - extra)
+        else:
+            last = min(topology.total_cpus, last + extra)
+        return tuple(range(first, last))
+
+
+_EXACT_RULE = "exact needs at least one CPU id, none negative"
+
+
+class ExactCpuset(Variant, CpusetSpec):
+    """``CpusetSpec.exact(cpus)``: these CPU ids."""
+
+    needs = {"cpus": _EXACT_RULE}
+
+    kind: Literal[CpusetKind.EXACT] = Field(CpusetKind.EXACT, description="this form's tag")
+    cpus: tuple[int, ...] = Field(description="CPU ids")
+
+    @field_validator("cpus")
+    @classmethod
+    def _some_cpus(cls, cpus: tuple[int, ...]) -> tuple[int, ...]:
+        if not cpus or any(c < 0 for c in cpus):
+            raise ValueError(_EXACT_RULE)
+        return cpus
+
+    def describe(self) -> str:
         return f"exact({cpulist(self.cpus)})"
+
+    def cpus_on(self, topology: Topology) -> tuple[int, ...]:
+        n = topology.total_cpus
+        bad = [c for c in self.cpus if c >= n]
+        if bad:
+            raise _unfit(self, f"CPU(s) {cpulist(bad)} do not exist on {topology.label} "
+                               f"(CPUs 0-{n - 1})")
+        return self.cpus
+
+
+CpusetSpec.variants = (LlcCpuset, NumaCpuset, RangeCpuset, DisjointCpuset, OverlapCpuset,
+                       ExactCpuset)
 
 
 def resolve_cpus(spec: CpusetSpec, topology: Topology) -> tuple[int, ...]:
     """The CPU ids ``spec`` means on ``topology`` (pure); ``UserError`` if it cannot."""
-    n = topology.total_cpus
-    k = spec.kind
-    if k is CpusetKind.LLC:
-        assert spec.index is not None
-        if spec.index >= topology.llcs:
-            raise UserError(f"cpuset {spec.describe()}: topology {topology.label} has "
-                            f"{topology.llcs} LLC(s), use an index below {topology.llcs}")
-        return tuple(topology.llc_cpus(spec.index))
-    if k is CpusetKind.NUMA:
-        assert spec.index is not None
-        if spec.index >= topology.numa_nodes:
-            raise UserError(f"cpuset {spec.describe()}: topology {topology.label} has "
-                            f"{topology.numa_nodes} NUMA node(s), use an index below "
-                            f"{topology.numa_nodes}")
-        return tuple(topology.node_cpus(spec.index))
-    if k is CpusetKind.RANGE:
-        assert spec.start is not None and spec.end is not None
-        first = min(math.floor(spec.start * n), n - 1)
-        last = max(math.floor(spec.end * n), first + 1)
-        return tuple(range(first, min(last, n)))
-    if k in (CpusetKind.DISJOINT, CpusetKind.OVERLAP):
-        assert spec.index is not None and spec.of is not None
-        if spec.of > n:
-            raise UserError(f"cpuset {spec.describe()}: cannot split {n} CPUs of "
-                            f"{topology.label} into {spec.of} parts; use of <= {n}")
-        width = n / spec.of
-        first = round(spec.index * width)
-        last = round((spec.index + 1) * width)
-        if k is CpusetKind.OVERLAP:
-            assert spec.frac is not None
-            extra = max(1, round(spec.frac * width)) if spec.frac > 0 else 0
-            if spec.index == spec.of - 1:
-                first = max(0, first - extra)
-            else:
-                last = min(n, last + extra)
-        return tuple(range(first, last))
-    bad = [c for c in spec.cpus if c >= n]
-    if bad:
-        raise UserError(f"cpuset {spec.describe()}: CPU(s) {cpulist(bad)} do not exist on "
-                        f"{topology.label} (CPUs 0-{n - 1})")
-    return spec.cpus
+    return spec.cpus_on(topology)
 
 
 def cpulist(cpus: Sequence[int] | Iterable[int]) -> str:

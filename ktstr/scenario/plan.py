@@ -23,8 +23,8 @@ from ktstr.scenario.steps import (
     AddCgroup,
     AnyOp,
     ClearCpuset,
-    HoldKind,
     KillPayload,
+    LoopHold,
     MoveAllTasks,
     RemoveCgroup,
     RunPayload,
@@ -144,16 +144,16 @@ class _Planner:
         if old is not None:
             cg.workers, cg.allowed, cg.cpuset_ever = old.workers, old.allowed, old.cpuset_ever
         self.cgs[name] = cg
-        if d.cpuset_ is not None:
-            cg.cpus = self.cpus(d.cpuset_)
+        if d.cpuset_spec is not None:
+            cg.cpus = self.cpus(d.cpuset_spec)
             cg.cpuset_ever = True
         out.append(_cmd("scn_cg_add", cg.key, name, cpulist(cg.cpus or ())))
-        for child in d.children_:
+        for child in d.subgroups:
             self.add(child, name, out)
         n = d.worker_count(self.default_workers)
         if n:
-            out.append(self.spawn_line(cg, n, d.work_type_, d.sched_policy_, d.priority_,
-                                       d.nice_, d.affinity_))
+            out.append(self.spawn_line(cg, n, d.work_kind, d.policy, d.priority,
+                                       d.nice_value, d.affinity_spec))
 
     def op(self, op: AnyOp, out: list[str]) -> None:
         if isinstance(op, AddCgroup):
@@ -183,9 +183,9 @@ class _Planner:
             cg = self.live(op.name)
             d = cg.d
             out.append(self.spawn_line(
-                cg, op.workers, op.work_type or d.work_type_, op.sched_policy or d.sched_policy_,
-                op.priority if op.sched_policy else d.priority_,
-                d.nice_ if op.nice is None else op.nice, d.affinity_))
+                cg, op.workers, op.work_type or d.work_kind, op.sched_policy or d.policy,
+                op.priority if op.sched_policy else d.priority,
+                d.nice_value if op.nice is None else op.nice, d.affinity_spec))
         elif isinstance(op, StopCgroup):
             cg = self.live(op.name)
             out.append(_cmd("scn_stop", cg.key, cg.name))
@@ -229,8 +229,8 @@ class _Planner:
                     allowed[src] |= allowed[dst]
                     changed = True
         return tuple(
-            CgroupPlan(name=n, key=c.key, work_type=c.d.work_type_,
-                       sched_policy=c.d.sched_policy_, nice=c.d.nice_, workers=c.workers,
+            CgroupPlan(name=n, key=c.key, work_type=c.d.work_kind,
+                       sched_policy=c.d.policy, nice=c.d.nice_value, workers=c.workers,
                        cpuset_ever=c.cpuset_ever, allowed_cpus=tuple(sorted(allowed[n])))
             for n, c in self.cgs.items()
         )
@@ -263,7 +263,7 @@ def plan_scenario(
         lines: list[str] = []
         for j, op in enumerate(step.ops, 1):
             p.where = f"scenario {scenario.name!r} step {i} op {j} ({describe_op(op)})"
-            if step.hold.kind is HoldKind.LOOP and isinstance(op, _ONCE_ONLY):
+            if isinstance(step.hold, LoopHold) and isinstance(op, _ONCE_ONLY):
                 raise p.fail(f"{op.op} cannot repeat in a Hold.loop step; put it in a step "
                              "of its own before the loop")
             p.op(op, lines)
@@ -278,7 +278,7 @@ def plan_scenario(
             raise UserError(f"scenario {scenario.name!r}: the holds up to step {i} last "
                             f"{used:g} s, more than the run's duration {duration_s:g} s; "
                             "raise the duration or shorten the fixed holds")
-        loop_cs = round(step.hold.value * 100) if step.hold.kind is HoldKind.LOOP else 0
+        loop_cs = round(step.hold.value * 100) if isinstance(step.hold, LoopHold) else 0
         steps.append(StepPlan(index=i, lines=tuple(lines), hold_cs=max(1, round(secs * 100)),
                               loop_cs=loop_cs, describe=step.hold.describe()))
     return ScenarioPlan(name=scenario.name, root=root, duration_s=duration_s,

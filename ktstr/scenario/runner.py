@@ -1,31 +1,28 @@
-"""Glue between a ``RunRequest`` with a scenario and the run layer: what goes into the
-image and the run segment, and what the guest's reports mean (checks and stats).
-
-``run_defs(request, defs_or_steps)`` is the entry point for callers that hold a base
-``RunRequest`` (the pytest plugin's ``ctx.run``).
+"""Glue between a ``RunRequest`` with a scenario and the run layer: what the agent is
+told to run, and what the guest's reports mean (checks and stats). The run layer calls
+this module; ``ktstr.run.execute.run_defs`` is the entry point that runs a scenario.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ktstr.declare.checks import Assert
-from ktstr.guest.protocol import Event
-from ktstr.results.checks import by_cgroup, run_checks
+from ktstr.declare.payload import ExitCodeCheck
+from ktstr.guest.protocol import Event, ScenarioWire
+from ktstr.results.checks import by_cgroup, cpu_busy, run_checks
 from ktstr.results.model import CheckOutcome
 from ktstr.scenario.cgroup import CgroupDef
 from ktstr.scenario.cpuset import cpulist
 from ktstr.scenario.plan import DEFAULT_ROOT, DEFAULT_WORKERS, ScenarioPlan, plan_scenario
-from ktstr.scenario.render import GUEST_SCRIPT, render_scenario
+from ktstr.scenario.render import wire_plan
 from ktstr.scenario.reports import WorkerReport, parse_spawned, parse_worker_reports
 from ktstr.scenario.scenario import Scenario
 from ktstr.scenario.steps import RunPayload, Step
 
 if TYPE_CHECKING:
-    from ktstr.results.model import RunResult
     from ktstr.run.request import RunRequest
 
 OPS_CHECK = "scenario ops"
@@ -42,20 +39,11 @@ def plan_for(request: RunRequest) -> ScenarioPlan:
     )
 
 
-def segment_files(request: RunRequest) -> dict[str, bytes]:
-    """Run-segment files for the scenario (``/ktstr/scenario.sh``)."""
+def scenario_wire(request: RunRequest) -> ScenarioWire | None:
+    """The request's scenario as the agent runs it (``None`` without one); validates."""
     if request.scenario is None:
-        return {}
-    return {GUEST_SCRIPT: render_scenario(plan_for(request)).encode()}
-
-
-def image_binaries(request: RunRequest) -> dict[str, Path]:
-    """Guest path -> host binary the scenario needs in the base image (the worker)."""
-    if request.scenario is None:
-        return {}
-    from ktstr.guest.native import GUEST_PATH, worker_binary
-
-    return {GUEST_PATH: worker_binary()}
+        return None
+    return wire_plan(plan_for(request))
 
 
 def checks_for(request: RunRequest) -> Assert:
@@ -87,8 +75,10 @@ def scenario_results(
                                    detail="the guest sent no worker reports (the scenario "
                                           "did not finish)"))
     else:
+        busy = (cpu_busy(blobs["cpu_stat_begin"], blobs["cpu_stat_end"])
+                if "cpu_stat_begin" in blobs and "cpu_stat_end" in blobs else None)
         checks += run_checks(reports, assert_, cgroups=plan.cgroups, spawned=spawned,
-                             root=plan.root, gap_scale=gap_scale)
+                             root=plan.root, gap_scale=gap_scale, busy=busy)
     pchecks, pstats = payload_outcomes(request.scenario, events, blobs)
     checks += pchecks
     stats = scenario_stats(plan, reports)
@@ -108,7 +98,7 @@ def payload_outcomes(
     """The declared checks of every payload the scenario ran (exit code; metrics parsed
     from its combined output). A payload the scenario killed on purpose is not judged
     by its exit code; one that outlived its ``wait_payload`` timeout fails."""
-    from ktstr.results.metrics import evaluate, parse_metrics
+    from ktstr.results.metrics import evaluate, parse_metrics, with_exit_check
 
     if scenario is None:
         return [], {}
@@ -128,9 +118,9 @@ def payload_outcomes(
         if how == "timeout":
             checks.append(CheckOutcome(name=f"payload {pid}", passed=False,
                                        detail=f"payload {pid} still ran at its wait timeout"))
-        declared = op.payload.checks_with()
+        declared = with_exit_check(op.payload.checks_with())
         if how == "killed":
-            declared = [c for c in declared if c.metric is not None]
+            declared = [c for c in declared if not isinstance(c, ExitCodeCheck)]
         for c in evaluate(declared, metrics, code):
             checks.append(c.model_copy(update={"name": f"payload {pid}: "
                                                + c.name.removeprefix("payload: ")}))
@@ -204,20 +194,3 @@ def request_fields(
     if checks is not None and checks.model_dump(exclude_none=True):
         fields["checks"] = checks
     return fields
-
-
-def run_defs(
-    request: RunRequest,
-    defs_or_steps: Scenario | Sequence[CgroupDef] | Sequence[Step],
-    *,
-    checks: Assert | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> RunResult:
-    """Run ``defs_or_steps`` under ``request``'s scheduler, kernel and topology.
-
-    ``checks`` overrides thresholds for this run (on top of the scheduler's own).
-    """
-    from ktstr.run.execute import run_scheduler
-
-    req = request.model_copy(update=request_fields(defs_or_steps, checks=checks))
-    return run_scheduler(req, progress) if progress else run_scheduler(req)

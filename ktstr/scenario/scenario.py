@@ -24,6 +24,8 @@ class Scenario(Frozen):
     name: str = Field("custom", description="shown in results; canned scenarios by name")
     description: str = ""
     steps: tuple[Step, ...] = Field(min_length=1)
+    canned: bool = Field(False, description="built by ``canned_scenario``, so ``ktstr run "
+                                            "--scenario NAME`` rebuilds it by name")
 
     @field_validator("name")
     @classmethod
@@ -71,13 +73,6 @@ class Scenario(Frozen):
         kinds = sorted({type(i).__name__ for i in items}) or ["nothing"]
         raise UserError(f"a scenario is a list of CgroupDef or a list of Step, not "
                         f"{', '.join(kinds)}: wrap cgroups that change mid-run in Steps")
-
-    @property
-    def canned(self) -> bool:
-        """Whether ``ktstr run --scenario NAME`` rebuilds this scenario by name."""
-        from ktstr.scenario.canned import CANNED
-
-        return self.name in CANNED
 
     def payloads(self) -> list[Payload]:
         seen: dict[str, Payload] = {}

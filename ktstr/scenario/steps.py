@@ -14,12 +14,14 @@ While a step holds, the guest keeps checking that the scheduler is alive (every 
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any, Literal, Self
+from abc import abstractmethod
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from ktstr.declare.base import Frozen
 from ktstr.declare.payload import Payload
+from ktstr.declare.union import TaggedUnion, Variant
 from ktstr.scenario.cgroup import CgroupDef, SchedPolicy, WorkType
 from ktstr.scenario.cpuset import CpusetSpec
 
@@ -30,48 +32,101 @@ class HoldKind(enum.StrEnum):
     LOOP = "loop"
 
 
-class Hold(Frozen):
+class Hold(TaggedUnion):
+    """How long a step lasts: ``Hold.frac(x)``, ``Hold.fixed(s)`` or
+    ``Hold.loop(interval, frac=None)``."""
+
+    usage = "Hold.frac(x), Hold.fixed(seconds) or Hold.loop(interval, frac=None)"
+    misplaced = {"share": "only Hold.loop takes frac"}
+
     kind: HoldKind
-    value: float = Field(gt=0, description="fraction (frac), seconds (fixed, loop interval)")
-    share: float | None = Field(None, gt=0, le=1, description="loop: share of the duration")
-
-    @model_validator(mode="after")
-    def _shape(self) -> Self:
-        if self.kind is HoldKind.FRAC and self.value > 1:
-            raise ValueError(f"Hold.frac takes a fraction of the duration in (0, 1], "
-                             f"not {self.value}")
-        if self.kind is not HoldKind.LOOP and self.share is not None:
-            raise ValueError("only Hold.loop takes frac")
-        return self
 
     @classmethod
-    def frac(cls, x: float) -> Hold:
-        return cls(kind=HoldKind.FRAC, value=x)
+    def frac(cls, x: float) -> FracHold:
+        return FracHold(value=x)
 
     @classmethod
-    def fixed(cls, seconds: float) -> Hold:
-        return cls(kind=HoldKind.FIXED, value=seconds)
+    def fixed(cls, seconds: float) -> FixedHold:
+        return FixedHold(value=seconds)
 
     @classmethod
-    def loop(cls, interval: float, frac: float | None = None) -> Hold:
-        return cls(kind=HoldKind.LOOP, value=interval, share=frac)
+    def loop(cls, interval: float, frac: float | None = None) -> LoopHold:
+        return LoopHold(value=interval, share=frac)
 
     @property
     def open_ended(self) -> bool:
-        return self.kind is HoldKind.LOOP and self.share is None
+        """Whether the step runs until the end of the run (an open loop)."""
+        return False
 
+    @abstractmethod
     def seconds(self, duration_s: float) -> float | None:
         """How long the step lasts for a run of ``duration_s``; None: until the end."""
-        if self.kind is HoldKind.FRAC:
-            return self.value * duration_s
-        if self.kind is HoldKind.FIXED:
-            return self.value
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+
+class FracHold(Variant, Hold):
+    """``Hold.frac(x)``: ``x`` of the run's duration."""
+
+    needs = {"value": "Hold.frac needs a fraction of the duration in (0, 1]"}
+
+    kind: Literal[HoldKind.FRAC] = Field(HoldKind.FRAC, description="this form's tag")
+    value: float = Field(gt=0, description="fraction of the run's duration, in (0, 1]")
+
+    @field_validator("value")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if value > 1:
+            raise ValueError(f"Hold.frac takes a fraction of the duration in (0, 1], "
+                             f"not {value}")
+        return value
+
+    def seconds(self, duration_s: float) -> float:
+        return self.value * duration_s
+
+    def describe(self) -> str:
+        return f"frac({self.value:g})"
+
+
+class FixedHold(Variant, Hold):
+    """``Hold.fixed(s)``: ``s`` seconds."""
+
+    needs = {"value": "Hold.fixed needs a number of seconds"}
+
+    kind: Literal[HoldKind.FIXED] = Field(HoldKind.FIXED, description="this form's tag")
+    value: float = Field(gt=0, description="seconds")
+
+    def seconds(self, duration_s: float) -> float:
+        return self.value
+
+    def describe(self) -> str:
+        return f"fixed({self.value:g})"
+
+
+class LoopHold(Variant, Hold):
+    """``Hold.loop(interval, frac=None)``: apply the step's ops again every ``interval``
+    seconds, for ``frac`` of the duration or (None) until the run ends."""
+
+    needs = {"value": "Hold.loop needs an interval in seconds"}
+
+    kind: Literal[HoldKind.LOOP] = Field(HoldKind.LOOP, description="this form's tag")
+    value: float = Field(gt=0, description="seconds between applications of the ops")
+    share: float | None = Field(None, gt=0, le=1, description="share of the duration; "
+                                "None: until the run ends (the step must be the last)")
+
+    @property
+    def open_ended(self) -> bool:
+        return self.share is None
+
+    def seconds(self, duration_s: float) -> float | None:
         return None if self.share is None else self.share * duration_s
 
     def describe(self) -> str:
-        if self.kind is HoldKind.LOOP:
-            return f"loop({self.value:g}s" + (f", {self.share:g})" if self.share else ")")
-        return f"{self.kind.value}({self.value:g})"
+        return f"loop({self.value:g}s" + (f", {self.share:g})" if self.share else ")")
+
+
+Hold.variants = (FracHold, FixedHold, LoopHold)
 
 
 # --- operations ----------------------------------------------------------------------

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 DEFAULT_LLVM = "22"
 
 
+BPFTOOL_SKIPS = ("SKIP_LLVM=1", "SKIP_LIBBFD=1", "SKIP_CRYPTO=1")
+
+
 class Toolchain(Frozen):
     llvm: str = DEFAULT_LLVM
     jobs: int = 2
@@ -31,8 +34,12 @@ class Toolchain(Frozen):
         return f"clang-{self.llvm}"
 
     def make_vars(self) -> list[str]:
+        """``SKIP_*``: bpftool without its optional libraries (JIT disassembly with libLLVM
+        or libbfd, program signing with libcrypto); the guest only runs ``prog show``, and
+        libLLVM's closure alone is ~200 MB sent into every verifier cell. Kernel trees
+        whose bpftool Makefile predates the switches ignore them."""
         return [f"CLANG={self.clang}", f"LLVM_STRIP=llvm-strip-{self.llvm}",
-                f"LLVM_CONFIG=llvm-config-{self.llvm}"]
+                f"LLVM_CONFIG=llvm-config-{self.llvm}", *BPFTOOL_SKIPS]
 
     def missing(self) -> list[str]:
         tools = [self.clang, f"llvm-strip-{self.llvm}", f"llvm-config-{self.llvm}", "make",

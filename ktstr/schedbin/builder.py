@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ktstr.errors import UserError
 from ktstr.kernel.archive import ArchiveIndex, PrivateApt
+from ktstr.kernel.build import BuildRecord, read_record
 from ktstr.kernel.cache import CachedKernel, KernelCache
 from ktstr.kernel.fetch import Fetcher
 from ktstr.kernel.progress import NullProgress, Progress
@@ -31,19 +32,27 @@ from ktstr.schedbin.build import (
     tool_version,
     veristat_argv,
 )
-from ktstr.schedbin.cache import SchedulerBuild, SchedulerCache
+from ktstr.schedbin.cache import BUILD_RECIPE, SchedulerBuild, SchedulerCache
 from ktstr.schedbin.discover import series_of
 from ktstr.schedbin.source import SourceRelease, SourceTrees, latest_source
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SERIES = "7.2"
+#: under the scheduler cache: builds for one built kernel (no metadata.json at this level,
+#: so series lookups skip the directory)
+PER_KERNEL_DIR = "by-kernel"
 
 
 def default_series(kernels: KernelCache) -> str:
     """The series of the newest cached sched_ext kernel, else ``DEFAULT_SERIES``."""
     newest = default_cached(kernels)
     return series_of(newest.version) if newest else DEFAULT_SERIES
+
+
+def per_kernel_cache(cache: SchedulerCache) -> SchedulerCache:
+    """Scheduler builds made for one built kernel, keyed by its cache key."""
+    return SchedulerCache(cache.root / PER_KERNEL_DIR)
 
 
 def btf_kernel(release: SourceRelease, fetcher: Fetcher) -> CachedKernel:
@@ -74,6 +83,8 @@ class Builder:
         """Build (or reuse) the schedulers for ``series``; ``kernel`` picks the BTF kernel
         and, without ``series``, the series too."""
         chosen_kernel = resolve_kernel(kernel, fetcher=self.fetcher) if kernel else None
+        if chosen_kernel is not None and (record := read_record(chosen_kernel)) is not None:
+            return self.build_for_built(chosen_kernel, record, force=force)
         if series is None:
             series = (series_of(chosen_kernel.version) if chosen_kernel
                       else default_series(self.fetcher.cache))
@@ -82,10 +93,14 @@ class Builder:
                             f"{series}: build from the source that matches the kernel")
         self.progress.step(f"finding linux-source-{series}")
         release = latest_source(self.archive, series)
-        if not force and (done := self.cache.get(release.version)) is not None:
+        done = self.cache.get(release.version)
+        if not force and done is not None and not done.stale:
             self.progress.step(f"schedulers for {release.version} already built: "
                                f"{done.entry_dir}")
             return done
+        if done is not None and done.stale and not force:
+            self.progress.step(f"schedulers for {release.version} were built by an older "
+                               f"recipe ({done.recipe} < {BUILD_RECIPE}): building again")
         check_toolchain(self.toolchain)
         btf = chosen_kernel or btf_kernel(release, self.fetcher)
         if not btf.config_facts.btf:
@@ -94,6 +109,29 @@ class Builder:
         tree = self.trees.ensure(release, self.archive, self.progress)
         return self.cache.ensure(release.version,
                                  lambda tmp: self._build(release, tree, btf, tmp), force=force)
+
+    def build_for_built(self, kernel: CachedKernel, record: BuildRecord, *,
+                        force: bool = False) -> SchedulerBuild:
+        """The examples of a kernel built by ``ktstr kernel build``: from that kernel's own
+        source tree (a patched ``tools/sched_ext`` is what gets built) against its BTF,
+        cached per kernel key under ``schedulers/by-kernel/`` (series lookups never see
+        them: point ``$KTSTR_SCHEDULER`` at the ``bin`` directory to use them)."""
+        tree = record.source.root
+        if not (tree / "tools" / "sched_ext").is_dir():
+            raise UserError(f"kernel {kernel.key} was built from {tree}, which has no "
+                            "tools/sched_ext any more")
+        if not kernel.config_facts.btf:
+            raise UserError(f"kernel {kernel.key} has no CONFIG_DEBUG_INFO_BTF")
+        check_toolchain(self.toolchain)
+        series = series_of(kernel.version)
+        release = SourceRelease(series=series, version=kernel.version,
+                                debian_version=record.source.package
+                                or (record.source.commit or "tree")[:12],
+                                suite="local")
+        cache = per_kernel_cache(self.cache)
+        self.progress.step(f"building the examples of {tree} against {kernel.key}")
+        return cache.ensure(kernel.key, lambda tmp: self._build(release, tree, kernel, tmp),
+                            force=force)
 
     def _build(self, release: SourceRelease, tree: Path, btf: CachedKernel,
                tmp: Path) -> SchedulerBuild:
@@ -122,6 +160,6 @@ class Builder:
             debian_version=release.debian_version, source_package=release.package,
             btf_kernel=btf.key, clang=tool_version([self.toolchain.clang, "--version"]),
             schedulers=schedulers, tools=tools, built_at=dt.datetime.now(dt.UTC),
-            entry_dir=tmp,
+            recipe=BUILD_RECIPE, entry_dir=tmp,
         )
 

@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 
 METADATA = "metadata.json"
 
+#: How builds are made; a cached build of an older recipe still works, and is rebuilt by
+#: ``ktstr schedulers build``. 1: the first. 2: bpftool without LLVM, libbfd and libcrypto
+#: (``SKIP_LLVM``...): ``prog show`` needs none of them, and libLLVM with its libraries
+#: made every verifier cell's guest files ~225 MB instead of ~10 MB.
+BUILD_RECIPE = 2
+
 
 class SchedulerBuild(Frozen):
     """One cached build of the example schedulers."""
@@ -44,6 +50,8 @@ class SchedulerBuild(Frozen):
     schedulers: list[str]
     tools: list[str] = []
     built_at: dt.datetime
+    #: ``BUILD_RECIPE`` when built (older metadata has none: the first recipe)
+    recipe: int = 1
     entry_dir: Path = Field(exclude=True)
 
     @property
@@ -71,6 +79,11 @@ class SchedulerBuild(Frozen):
     @property
     def bpftool(self) -> Path:
         return self.bin_dir / "bpftool"
+
+    @property
+    def stale(self) -> bool:
+        """Made by an older recipe (usable; ``ktstr schedulers build`` remakes it)."""
+        return self.recipe < BUILD_RECIPE
 
     def problems(self) -> list[str]:
         missing = [p for p in (*map(self.binary, self.schedulers), *self.objects(),
@@ -129,11 +142,12 @@ class SchedulerCache:
     def ensure(self, source_version: str, build: Callable[[Path], SchedulerBuild], *,
                force: bool = False) -> SchedulerBuild:
         """The build for ``source_version``, made with ``build(staging)`` if needed."""
-        if not force and (found := self.get(source_version)) is not None:
+        if not force and (found := self.get(source_version)) is not None and not found.stale:
             return found
         label = sanitize_label(source_version)
         with file_lock(self.root / ".locks" / f"{label}.lock", what=f"build {label}"):
-            if not force and (found := self.get(source_version)) is not None:
+            if (not force and (found := self.get(source_version)) is not None
+                    and not found.stale):
                 return found
             with staging_dir(self.root, label) as tmp:
                 made = build(tmp)

@@ -3,7 +3,8 @@
 Only what the sched_ext examples, bpftool and veristat need is extracted (LAB.md §3):
 ``tools scripts include arch/x86/include kernel/bpf``. Trees live under
 ``CACHE/sources/<source-version>/linux-source-X.Y`` and are installed atomically under a
-lock, so a rebuild skips the 20-50 s extraction.
+lock, so a rebuild skips the 20-50 s extraction. A kernel build (``ktstr kernel build
+7.2``) extracts the whole tarball once into ``CACHE/sources/<source-version>-full/``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 EXTRACT_PATHS: tuple[str, ...] = ("tools", "scripts", "include", "arch/x86/include",
                                   "kernel/bpf")
 SOURCE_PREFIX = "linux-source-"
+#: written last into a fully extracted tree (``SourceTrees.ensure_full``)
+FULL_MARKER = ".ktstr-complete"
 
 
 class SourceRelease(Frozen):
@@ -86,6 +89,7 @@ def latest_source(archive: ArchiveIndex, series: str) -> SourceRelease:
 
 def tar_extract_argv(tarball: Path, dest: Path, top: str,
                      members: Sequence[str] = EXTRACT_PATHS) -> list[str]:
+    """Extract ``members`` of ``top`` (no members: the whole tarball)."""
     return ["tar", "-xf", str(tarball), "-C", str(dest), *(f"{top}/{m}" for m in members)]
 
 
@@ -116,8 +120,28 @@ class SourceTrees:
                 install_dir(tmp, tree.parent)
         return tree
 
+    def full_tree(self, release: SourceRelease) -> Path:
+        """Where the whole tarball is extracted (for kernel builds)."""
+        return self.root / f"{sanitize_label(release.version)}-full" / release.top
+
+    def ensure_full(self, release: SourceRelease, archive: ArchiveIndex,
+                    progress: Progress) -> Path:
+        """The whole source tree of ``release`` (``ktstr kernel build 7.2``), extracted once."""
+        tree = self.full_tree(release)
+        if (tree / FULL_MARKER).is_file():
+            return tree
+        label = f"{sanitize_label(release.version)}-full"
+        with file_lock(self.root / ".locks" / f"{label}.lock", what=f"source {label}"):
+            if (tree / FULL_MARKER).is_file():
+                return tree
+            with staging_dir(self.root, label) as tmp:
+                self._fill(release, archive, progress, tmp, members=())
+                (tmp / release.top / FULL_MARKER).write_text(release.debian_version + "\n")
+                install_dir(tmp, tree.parent)
+        return tree
+
     def _fill(self, release: SourceRelease, archive: ArchiveIndex, progress: Progress,
-              tmp: Path) -> None:
+              tmp: Path, members: Sequence[str] = EXTRACT_PATHS) -> None:
         progress.step(f"downloading {release.package} {release.debian_version} "
                       f"({release.suite})")
         dl = tmp / "_download"
@@ -129,8 +153,9 @@ class SourceTrees:
         if not tarballs:
             raise InfraError(f"{release.package} {release.debian_version} contains no "
                              f"usr/src/{release.package}.tar.*")
-        progress.step(f"extracting {', '.join(EXTRACT_PATHS)} from {tarballs[0].name}")
-        argv = tar_extract_argv(tarballs[0], tmp, release.top)
+        what = ", ".join(members) if members else "everything"
+        progress.step(f"extracting {what} from {tarballs[0].name}")
+        argv = tar_extract_argv(tarballs[0], tmp, release.top, members)
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise InfraError(f"step 'tar -x {tarballs[0].name}' failed (exit "

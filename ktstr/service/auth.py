@@ -58,6 +58,8 @@ class Principal(Frozen):
     id: int
     name: str
     capabilities: frozenset[Capability]
+    #: when the caller's token stops being accepted (None: never)
+    token_expires_at: float | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -68,6 +70,14 @@ class Principal(Frozen):
             have = format_capabilities(self.capabilities)
             raise Forbidden(f"user {self.name!r} lacks the {cap.value!r} capability "
                             f"(has: {have})")
+
+    def require_any(self, *caps: Capability) -> None:
+        """One of ``caps`` (or admin)."""
+        if self.is_admin or self.capabilities & set(caps):
+            return
+        have = format_capabilities(self.capabilities)
+        need = " or ".join(repr(c.value) for c in caps)
+        raise Forbidden(f"user {self.name!r} needs the {need} capability (has: {have})")
 
     def require_owner(self, owner_id: int, what: str) -> None:
         if owner_id != self.id and not self.is_admin:

@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 
+from ktstr.contract import Assignment
 from ktstr.errors import InfraError, UserError
 from ktstr.service.auth import Capability
 from ktstr.service.leases import LeaseOut
 from ktstr.service.schemas import (
-    Assignment,
     ClaimReply,
     HeartbeatReply,
     JobOut,
@@ -29,6 +29,7 @@ from ktstr.service.schemas import (
     PlanOut,
     SutClassOut,
     UserCreated,
+    UserDisabled,
     UserOut,
     VersionOut,
     WorkerOut,
@@ -39,15 +40,20 @@ from ktstr.service.usage import UsageRow
 
 log = logging.getLogger(__name__)
 
-START_HINT = ("start it with `ktstr sched run --host 127.0.0.1 --port 5000 --database "
-              "sqlite:///scheduler.db --storage ./sched_storage --sutclasses ./sutclasses.yaml`"
-              ", or point --url / `ktstr preference set --category sched --name url` at it")
+def unreachable_hint(url: str) -> str:
+    """How to check the service at ``url`` (the URL actually used, not a default)."""
+    return (f"check that `ktstr sched run` serves there (`curl {url}/api/v1/version` "
+            "answers 401 without a token), and that --url, KTSTR_SCHED_URL or the "
+            "preference sched.url (`ktstr preference get --category sched --name url`) "
+            "names it")
 
 
 class ServiceUnreachable(InfraError):
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(self, url: str, reason: str, tried: str | None = None) -> None:
         self.url = url
-        super().__init__(f"cannot reach the ktstr scheduler at {url} ({reason}); {START_HINT}")
+        what = f"; tried {tried}" if tried else ""
+        super().__init__(f"cannot reach the ktstr scheduler at {url} ({reason}{what}); "
+                         f"{unreachable_hint(url)}")
 
 
 class RequestRejected(UserError):
@@ -99,14 +105,17 @@ class ServiceClient:
     def call(self, method: str, path: str, *, json: Any = None,
              params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        tried = f"{method} {self.url}/api/v1{path}"
         try:
             resp = self._http.request(method, path, json=json, params=params, **extra)
         except httpx.ConnectError as exc:
-            raise ServiceUnreachable(self.url, str(exc) or "connection refused") from exc
+            raise ServiceUnreachable(self.url, str(exc) or "connection refused",
+                                     tried) from exc
         except httpx.TimeoutException as exc:
-            raise ServiceUnreachable(self.url, f"no answer: {type(exc).__name__}") from exc
+            raise ServiceUnreachable(self.url, f"no answer: {type(exc).__name__}",
+                                     tried) from exc
         except httpx.TransportError as exc:
-            raise ServiceUnreachable(self.url, f"{type(exc).__name__}: {exc}") from exc
+            raise ServiceUnreachable(self.url, f"{type(exc).__name__}: {exc}", tried) from exc
         if resp.status_code >= 500:
             raise ServiceFailed(method, path, resp.status_code, _detail(resp))
         if resp.status_code >= 400:
@@ -124,9 +133,21 @@ class ServiceClient:
     def whoami(self) -> UserOut:
         return UserOut.model_validate(self.call("GET", "/whoami"))
 
-    def create_user(self, name: str, caps: list[Capability] | list[str]) -> UserCreated:
+    def create_user(self, name: str, caps: list[Capability] | list[str],
+                    token_ttl_s: float | None = None) -> UserCreated:
         return UserCreated.model_validate(self.call(
-            "POST", "/users", json={"name": name, "capabilities": [str(c) for c in caps]}))
+            "POST", "/users", json={"name": name, "capabilities": [str(c) for c in caps],
+                                    "token_ttl_s": token_ttl_s}))
+
+    def users(self) -> list[UserOut]:
+        return [UserOut.model_validate(x) for x in self.call("GET", "/users")]
+
+    def disable_user(self, name: str) -> UserDisabled:
+        return UserDisabled.model_validate(self.call("POST", f"/users/{name}/disable"))
+
+    def rotate_token(self, name: str, token_ttl_s: float | None = None) -> UserCreated:
+        return UserCreated.model_validate(self.call(
+            "POST", f"/users/{name}/token", json={"token_ttl_s": token_ttl_s}))
 
     def sutclasses(self, start: datetime | None = None, end: datetime | None = None
                    ) -> list[SutClassOut]:
@@ -184,6 +205,10 @@ class ServiceClient:
         body = {"session": session, "job_id": job_id, "attempt": attempt}
         return HeartbeatReply.model_validate(
             self.call("POST", f"/workers/{name}/heartbeat", json=body, timeout=10))
+
+    def goodbye(self, name: str, session: int) -> WorkerOut:
+        return WorkerOut.model_validate(self.call(
+            "POST", f"/workers/{name}/offline", json={"session": session}, timeout=10))
 
     def claim(self, name: str, session: int, wait_s: float) -> Assignment | None:
         data = self.call("POST", f"/workers/{name}/claim",

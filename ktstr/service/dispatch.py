@@ -26,11 +26,21 @@ from typing import Any
 import anyio.to_thread
 
 from ktstr import __version__
+from ktstr.contract import Assignment, parse_result
 from ktstr.service.context import ServiceContext
 from ktstr.service.db import jobs, workers
-from ktstr.service.db.dispatch import JobView, cancel_job, dispatcher_principal, job_views
+from ktstr.service.db.dispatch import (
+    JobView,
+    cancel_job,
+    dispatcher_principal,
+    give_up,
+    job_views,
+    reattach,
+    record_handle,
+)
+from ktstr.service.db.jobs import WorkerRef
 from ktstr.service.db.sutclasses import sutclass_ids
-from ktstr.service.errors import Conflict
+from ktstr.service.errors import Conflict, NotFound
 from ktstr.service.providers.base import (
     Handle,
     ProviderError,
@@ -42,15 +52,13 @@ from ktstr.service.providers.base import (
 from ktstr.service.providers.slurm import SlurmParams, SlurmProvider
 from ktstr.service.providers.ssh import SshProvider, SshTarget
 from ktstr.service.publish import keep_and_publish
-from ktstr.service.schemas import Assignment, Heartbeat, JobResultIn, JobStart, WorkerRegister
+from ktstr.service.schemas import Heartbeat, JobResultIn, JobStart, WorkerRegister
 from ktstr.service.settings import PROTOCOL_VERSION
 from ktstr.service.sutclasses import AnySutClass, Dispatch, SlurmClass, SutClass
-from ktstr.worker.runcell import parse_result
+from ktstr.service.wakeup import DISPATCH_KEY
 
 log = logging.getLogger(__name__)
 
-#: wake-up key (not a class id) for changes only the dispatcher cares about (plan-cancel)
-DISPATCH_KEY = -1
 #: longest idle wait, for changes made by another service process
 IDLE_POLL_S = 5.0
 MAX_LOG_CHARS = 2_000_000
@@ -139,28 +147,80 @@ class Dispatcher:
         self.class_ids: list[int] = []
 
     def open(self) -> None:
-        """Register every slot as a worker (requeueing what a previous run held)."""
+        """Register every slot as a worker. A Slurm slot re-attaches to the job it held
+        when the previous service run stopped (by its Slurm job id); an SSH slot's job
+        is requeued (its ssh session ended with that run)."""
         ctx = self.ctx
         self.who = dispatcher_principal(ctx.db)
         ids = sutclass_ids(ctx.db)
         self.class_ids = sorted({ids[s.sutclass] for s in self.slots if s.sutclass in ids})
+        self.refs: dict[str, WorkerRef] = {}
         for slot in self.slots:
-            out = workers.register(ctx.db, self.who, WorkerRegister(
-                name=slot.name, sutclass=slot.sutclass, version=__version__,
-                protocol=PROTOCOL_VERSION), ctx.settings, ctx.clock())
-            slot.session, slot.last_beat = out.session, time.monotonic()
-            if out.requeued_jobs:
-                log.warning("%s: requeued %s held by the previous service run", slot.name,
-                            out.requeued_jobs, extra={"action": "dispatch"})
+            if isinstance(slot.provider, SlurmProvider) and self._has_worker_row(slot):
+                self._reattach(slot)
+            else:
+                out = workers.register(ctx.db, self.who, WorkerRegister(
+                    name=slot.name, sutclass=slot.sutclass, version=__version__,
+                    protocol=PROTOCOL_VERSION), ctx.settings, ctx.clock())
+                slot.session = out.session
+                if out.requeued_jobs:
+                    log.warning("%s: requeued %s held by the previous service run",
+                                slot.name, out.requeued_jobs, extra={"action": "dispatch"})
+                    ctx.wakeup.notify(None)
+            slot.last_beat = time.monotonic()
+            self.refs[slot.name] = jobs.worker_ref(ctx.db, slot.name)
+
+    def _has_worker_row(self, slot: Slot) -> bool:
+        try:
+            jobs.worker_ref(self.ctx.db, slot.name)
+        except NotFound:
+            return False
+        return True
+
+    def _reattach(self, slot: Slot) -> None:
+        ctx = self.ctx
+        slot.session, held = reattach(ctx.db, self.who, slot.name, slot.sutclass,
+                                      ctx.settings, ctx.clock())
+        for h in held:
+            job = h.job
+            ref = h.provider_ref or ""
+            kind, _, slurm_id = ref.partition(":")
+            reason = None
+            if kind != "slurm" or not slurm_id or slot.running is not None:
+                reason = "the service stopped before the job was handed to Slurm"
+            else:
+                handle = Handle(provider="slurm", ref=slurm_id)
+                try:
+                    slot.provider.status(handle)
+                except ProviderError as exc:
+                    reason = f"Slurm no longer knows job {slurm_id}: {exc}"
+            if reason is not None:
+                state = give_up(ctx.db, job.job_id, job.attempt, slot.name,
+                                f"not re-attached after a service restart: {reason}",
+                                ctx.settings, ctx.clock())
+                log.warning("%s: job %s %s (%s)", slot.name, job.job_id, state.value, reason,
+                            extra={"action": "dispatch"})
                 ctx.wakeup.notify(None)
+                continue
+            pjob = ProviderJob(job_id=job.job_id, attempt=job.attempt, argv=["(re-attached)"],
+                               timeout_s=job.timeout_s)
+            assert isinstance(slot.provider, SlurmProvider)
+            elapsed = max(0.0, ctx.clock() - (h.assigned_at or ctx.clock()))
+            slot.running = Running(job=job, handle=handle,
+                                   log_path=slot.provider.log_path(pjob),
+                                   t0=time.monotonic() - elapsed, started=h.started)
+            log.info("%s: re-attached job %s attempt %s to Slurm job %s", slot.name,
+                     job.job_id, job.attempt, slurm_id, extra={"action": "dispatch"})
 
     def close(self) -> None:
-        """Cancel what still runs (the next start requeues those jobs)."""
+        """End the SSH sessions (their jobs are requeued at the next start). Slurm jobs
+        keep running: the next start re-attaches to them by their Slurm job id."""
         for slot in self.slots:
             run = slot.running
             if run is not None and isinstance(slot.provider, SlurmProvider):
-                with contextlib.suppress(ProviderError):
-                    slot.provider.cancel(run.handle)
+                log.info("%s: leaving Slurm job %s (job %s) running for the next start",
+                         slot.name, run.handle.ref, run.job.job_id,
+                         extra={"action": "dispatch"})
         for prov in self._ssh:
             prov.__exit__(None, None, None)
 
@@ -237,8 +297,11 @@ class Dispatcher:
 
     def _claim(self, slot: Slot) -> None:
         ctx = self.ctx
-        job = jobs.claim(ctx.db, self.who, slot.name, slot.session, ctx.settings,
+        got = jobs.claim(ctx.db, self.who, self.refs[slot.name], slot.session, ctx.settings,
                          ctx.clock())
+        for lease_id in got.granted_leases:
+            ctx.lease_events.notify_all(lease_id)
+        job = got.job
         if job is None:
             return
         pjob = ProviderJob(job_id=job.job_id, attempt=job.attempt,
@@ -252,6 +315,7 @@ class Dispatcher:
                 reasons=[f"cannot start the job on {slot.name}: {exc}"]),
                 ctx.settings.logs_dir, ctx.clock())
             return
+        record_handle(ctx.db, job.job_id, job.attempt, f"{handle.provider}:{handle.ref}")
         path = (slot.provider.log_path(pjob) if isinstance(slot.provider, SlurmProvider)
                 else slot.provider.log_path(handle)
                 if isinstance(slot.provider, SshProvider) else Path("/dev/null"))

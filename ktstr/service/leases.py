@@ -3,7 +3,8 @@
 The rule: queued jobs and queued leases of a SUT class form one queue ordered by
 priority (higher first), then age (older first; a lease goes before a job of the same
 priority and age). Free SUTs go down that queue in order: a job ahead of a lease keeps
-one free SUT for itself (a worker or provider will take it), a lease takes one.
+one free SUT for itself that a worker (or the service's dispatcher) serves, since only
+such a SUT will ever run it; a lease takes one, preferring a SUT no job could use.
 """
 
 from __future__ import annotations
@@ -60,14 +61,25 @@ def first_in_line(items: Sequence[Waiting]) -> Waiting | None:
     return min(items, key=queue_order, default=None)
 
 
-def allocate(free_suts: Sequence[int], waiting: Sequence[Waiting]) -> dict[int, int]:
+class FreeSut(Frozen):
+    """A SUT that no job and no lease holds."""
+
+    id: int
+    runs_jobs: bool = Field(description="an online worker (or the dispatcher) serves it")
+
+
+def allocate(free_suts: Sequence[FreeSut], waiting: Sequence[Waiting]) -> dict[int, int]:
     """Lease id -> SUT id for the queued leases that get a free SUT now (pure)."""
     free = list(free_suts)
     out: dict[int, int] = {}
     for item in sorted(waiting, key=queue_order):
         if not free:
             break
-        sut = free.pop(0)
-        if item.kind is Kind.LEASE:
-            out[item.id] = sut
+        if item.kind is Kind.JOB:
+            runnable = next((i for i, f in enumerate(free) if f.runs_jobs), None)
+            if runnable is not None:  # kept for the job; none: it holds nothing back
+                free.pop(runnable)
+            continue
+        spare = next((i for i, f in enumerate(free) if not f.runs_jobs), 0)
+        out[item.id] = free.pop(spare).id
     return out

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from ktstr._problems import problem_lines
-from ktstr.declare.base import Frozen
+from ktstr.contract import Cell, CellKind
 from ktstr.declare.presets import preset
 from ktstr.declare.topology import Topology
 from ktstr.errors import UserError
@@ -27,32 +26,6 @@ class PlanError(UserError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid plan: " + "; ".join(problems))
-
-
-class CellKind(enum.StrEnum):
-    TEST = "test"
-    VERIFIER = "verifier"
-
-
-class Cell(Frozen):
-    """One job: what the worker runs."""
-
-    kind: CellKind
-    kernel: str
-    scheduler: str
-    topology: str  # N,L,C,T
-    topology_label: str
-    preset: str | None = None
-    test: str | None = None
-    repeat: int
-    duration_s: float
-    timeout_s: float
-
-    @property
-    def key(self) -> str:
-        """Identifies the cell across plans and repeats (ETA history)."""
-        return "|".join((self.kind.value, self.kernel, self.scheduler, self.topology_label,
-                         self.test or "-", f"{self.duration_s:g}"))
 
 
 def parse_plan(document: Any) -> Plan:

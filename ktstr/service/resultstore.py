@@ -29,9 +29,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ktstr.declare.base import Frozen
 from ktstr.errors import InfraError
+from ktstr.results.model import Verdict
 from ktstr.service.db.engine import normalize_url
 from ktstr.service.schemas import ts
-from ktstr.service.states import JobState, Outcome
+from ktstr.service.states import JobState
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class ResultRecord(Frozen):
     topology: str
     test: str | None
     state: JobState
-    outcome: Outcome | None
+    outcome: Verdict | None
     reasons: list[str] = Field(default_factory=list)
     duration_s: float | None
     finished_at: datetime | None
@@ -86,6 +87,7 @@ class ResultRecord(Frozen):
 
 class ResultQuery(Frozen):
     plan_id: int | None = None
+    job_id: int | None = None
     kernel: str | None = None
     scheduler: str | None = None
     limit: int = Field(1000, ge=1)
@@ -131,6 +133,8 @@ class ResultStore:
         stmt = select(t).order_by(t.c.id.desc()).limit(q.limit)
         if q.plan_id is not None:
             stmt = stmt.where(t.c.plan_id == q.plan_id)
+        if q.job_id is not None:
+            stmt = stmt.where(t.c.job_id == q.job_id)
         if q.kernel is not None:
             stmt = stmt.where(t.c.kernel == q.kernel)
         if q.scheduler is not None:

@@ -7,11 +7,12 @@ from typing import Any
 
 from pydantic import Field
 
+from ktstr.contract import Assignment, Cell
 from ktstr.declare.base import Frozen
+from ktstr.results.model import Verdict
 from ktstr.service.auth import Capability
 from ktstr.service.plan import Plan
-from ktstr.service.planner import Cell
-from ktstr.service.states import JobState, Outcome, PlanState, WorkerState
+from ktstr.service.states import JobState, PlanState, WorkerState
 
 
 def ts(value: float | None) -> datetime | None:
@@ -23,9 +24,22 @@ class VersionOut(Frozen):
     protocol: int
 
 
+#: the longest token lifetime a request may ask for (ten years)
+MAX_TOKEN_TTL_S = 10 * 365 * 24 * 3600.0
+
+
 class UserCreate(Frozen):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$")
     capabilities: list[Capability] = Field(min_length=1)
+    token_ttl_s: float | None = Field(None, gt=0, le=MAX_TOKEN_TTL_S,
+                                      description="the token expires this many seconds "
+                                                  "from now (default: never)")
+
+
+class TokenRotate(Frozen):
+    token_ttl_s: float | None = Field(None, gt=0, le=MAX_TOKEN_TTL_S,
+                                      description="the new token expires this many "
+                                                  "seconds from now (default: never)")
 
 
 class UserOut(Frozen):
@@ -33,6 +47,15 @@ class UserOut(Frozen):
     name: str
     capabilities: list[Capability]
     created_at: datetime
+    disabled_at: datetime | None = None
+    token_expires_at: datetime | None = None
+
+
+class UserDisabled(Frozen):
+    user: UserOut
+    cancelled_plans: list[int] = Field(description="its queued or running plans, cancelled")
+    ended_leases: list[int] = Field(description="its queued leases (cancelled) and "
+                                                "acquired ones (released)")
 
 
 class UserCreated(UserOut):
@@ -71,9 +94,11 @@ class PlanOut(Frozen):
     publish: bool
     state: PlanState
     total_jobs: int
-    completed_jobs: int = Field(description="jobs in a final state")
+    completed_jobs: int = Field(description="jobs completed (ran to a verdict); cancelled, "
+                                            "failed and timed-out jobs are not counted: "
+                                            "see job_states")
     job_states: dict[JobState, int]
-    outcomes: dict[Outcome, int]
+    outcomes: dict[Verdict, int]
     queued_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -86,7 +111,7 @@ class JobOut(Frozen):
     seq: int
     cell: Cell
     state: JobState
-    outcome: Outcome | None
+    outcome: Verdict | None
     reasons: list[str]
     attempt: int
     worker: str | None
@@ -132,6 +157,10 @@ class Heartbeat(Frozen):
     attempt: int | None = None
 
 
+class WorkerGoodbye(Frozen):
+    session: int
+
+
 class HeartbeatReply(Frozen):
     abort: bool = Field(description="the worker's job is no longer its own: stop running it")
     reason: str | None = None
@@ -140,14 +169,6 @@ class HeartbeatReply(Frozen):
 class ClaimRequest(Frozen):
     session: int
     wait_s: float = Field(0.0, ge=0)
-
-
-class Assignment(Frozen):
-    job_id: int
-    plan_id: int
-    attempt: int
-    cell: Cell
-    timeout_s: float = Field(description="declared timeout plus the service's slack")
 
 
 class ClaimReply(Frozen):
@@ -164,7 +185,7 @@ class JobResultIn(Frozen):
     attempt: int
     failed: bool = Field(False, description="the runner could not produce a verdict")
     timed_out: bool = Field(False, description="the worker ended the run at its timeout")
-    outcome: Outcome | None = None
+    outcome: Verdict | None = None
     reasons: list[str] = Field(default_factory=list)
     duration_s: float = Field(ge=0)
     details: dict[str, Any] = Field(default_factory=dict)

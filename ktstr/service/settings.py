@@ -29,6 +29,9 @@ class Settings(Frozen):
     max_claim_wait_s: float = Field(30.0, ge=0)
     #: an acquired lease not renewed for this long expires and its SUT returns to the pool
     lease_max_s: float = Field(4 * 3600.0, gt=0)
+    #: a queued lease whose ``--wait`` client has not polled for its long-poll plus this
+    #: long is cancelled (the client was interrupted or lost)
+    lease_poll_grace_s: float = Field(15.0, gt=0)
     #: how often the dispatcher polls a running SSH/Slurm job's status
     dispatch_poll_s: float = Field(0.5, gt=0)
     #: the largest file a plan may upload (413 above it)
@@ -49,5 +52,6 @@ class Settings(Frozen):
 
     @property
     def results_dir(self) -> Path:
-        """Every job's result JSON and console log."""
+        """Every job's result record and console log, a JSON line each in a file per
+        day (``ktstr.service.storage.keep_job_result``)."""
         return self.storage / "results"

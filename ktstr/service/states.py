@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from typing import Any
 
 from ktstr.errors import UserError
 
@@ -69,15 +70,6 @@ JOB_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
 }
 
 
-class Outcome(enum.StrEnum):
-    """The verdict of a job that ran; ``None`` on a job until then."""
-
-    PASS = "pass"
-    FAIL = "fail"
-    ERROR = "error"
-    SKIP = "skip"
-
-
 class PlanState(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -98,13 +90,25 @@ PLAN_TRANSITIONS: Mapping[PlanState, frozenset[PlanState]] = {
 
 
 class WorkerState(enum.StrEnum):
+    """``online`` while it heartbeats; ``offline`` once it said goodbye (a clean stop);
+    ``lost`` when the reaper heard nothing from it for the heartbeat timeout."""
+
     ONLINE = "online"
+    OFFLINE = "offline"
     LOST = "lost"
 
 
+#: the state of a new worker row (its first registration)
+WORKER_INITIAL = WorkerState.ONLINE
+
+#: state -> states it may move to. ``WorkerRow`` checks every assignment of its state
+#: against this table; an UPDATE of many rows (the reaper marking silent workers lost)
+#: restricts its WHERE to ``sources(WORKER_TRANSITIONS, wanted)``.
 WORKER_TRANSITIONS: Mapping[WorkerState, frozenset[WorkerState]] = {
-    WorkerState.ONLINE: frozenset({WorkerState.LOST, WorkerState.ONLINE}),
-    WorkerState.LOST: frozenset({WorkerState.ONLINE}),
+    WorkerState.ONLINE: frozenset({WorkerState.LOST, WorkerState.ONLINE,
+                                   WorkerState.OFFLINE}),
+    WorkerState.OFFLINE: frozenset({WorkerState.ONLINE}),
+    WorkerState.LOST: frozenset({WorkerState.ONLINE, WorkerState.OFFLINE}),
 }
 
 
@@ -120,6 +124,23 @@ def can_move(actual: JobState, wanted: JobState) -> bool:
 def require_job_transition(what: str, actual: JobState, wanted: JobState) -> None:
     if wanted not in JOB_TRANSITIONS[actual]:
         raise InvalidTransition(what, actual, wanted, _sources(JOB_TRANSITIONS, wanted))  # type: ignore[arg-type]
+
+
+def sources(table: Mapping[Any, frozenset[Any]], wanted: enum.Enum) -> list[str]:
+    """The values of the states that may move to ``wanted``, for a row-level guard
+    (``UPDATE ... WHERE state IN (...)``) that applies the table inside one statement."""
+    return sorted(str(s.value) for s in _sources(table, wanted))
+
+
+def require_worker_transition(what: str, actual: WorkerState, wanted: WorkerState) -> None:
+    if wanted not in WORKER_TRANSITIONS[actual]:
+        raise InvalidTransition(what, actual, wanted, _sources(WORKER_TRANSITIONS, wanted))  # type: ignore[arg-type]
+
+
+def require_worker_start(what: str, wanted: WorkerState) -> None:
+    """A new worker row starts in ``WORKER_INITIAL`` and nowhere else."""
+    if wanted is not WORKER_INITIAL:
+        raise ValueError(f"{what} is new: it starts {WORKER_INITIAL.value}, not {wanted.value}")
 
 
 def require_plan_transition(what: str, actual: PlanState, wanted: PlanState) -> None:

@@ -5,9 +5,9 @@ by ``--scheduler``, the kernels ``--kernel`` resolved to, the presets) and retur
 cell plus the reason each left-out combination was left out:
 
 - a scheduler without a binary (EEVDF, kernel-builtin) has nothing to verify;
-- a kernel must pass the scheduler's ``kernels`` filter (checked against the operator's
-  spec *and* the resolved version, so ``kernels=["7.2"]`` keeps ``--kernel 7.2`` and a
-  range's ``7.2.13`` alike) and must have sched_ext;
+- a kernel must pass the scheduler's ``kernels`` filter, matched against the kernel as
+  it resolved (version, release, cache key; ``ktstr.kernel.id.filter_matches_kernel``),
+  never against the ``--kernel`` text it came from, and must have sched_ext;
 - a preset must be accepted by the scheduler's constraints on this host (an explicit
   ``--topology`` is taken as given, only checked against the host).
 
@@ -26,7 +26,14 @@ from ktstr.declare.base import Frozen
 from ktstr.declare.presets import PRESETS, Preset
 from ktstr.declare.scheduler import Scheduler
 from ktstr.declare.topology import HostCapacity, Topology, host_fits
-from ktstr.kernel.id import kernel_filter_accepts, sanitize_label, version_key
+from ktstr.kernel.id import (
+    KernelId,
+    KernelKind,
+    ResolvedKernel,
+    filter_accepts_kernel,
+    sanitize_label,
+    version_key,
+)
 from ktstr.sweep.runner import SweepCell
 
 KIND = "verifier"
@@ -46,6 +53,22 @@ class KernelEntry(Frozen):
         major, minor, *_ = version_key(self.version)
         return f"{major}.{minor}"
 
+    @property
+    def from_version_spec(self) -> bool:
+        """Whether it came from a version or range (else a path, cache key or git)."""
+        return KernelId.parse(self.spec).kind in (KernelKind.VERSION, KernelKind.RANGE)
+
+    @property
+    def resolved(self) -> ResolvedKernel:
+        return ResolvedKernel(version=self.version, release=self.release, key=self.key,
+                              source_spec="" if self.from_version_spec else self.spec)
+
+    @property
+    def command_spec(self) -> str:
+        """The ``--kernel`` value that names exactly this kernel again: its version when
+        it came from a version or range, else the path, cache key or git spec."""
+        return self.version if self.from_version_spec else self.spec
+
 
 class VerifierCell(SweepCell):
     scheduler: str
@@ -60,7 +83,10 @@ class VerifierCell(SweepCell):
 
     @property
     def cost(self) -> int:
-        return self.topology.total_cpus
+        """One host CPU: the guest runs one program at a time (``VERIFY_HOST_CPUS`` in
+        ``ktstr.sweep.execute``); a cell that must boot cold first waits for its vCPUs'
+        worth of machine-wide tokens in ``ktstr.run.boot``."""
+        return 1
 
     @property
     def pinned_build(self) -> bool:
@@ -115,8 +141,7 @@ def expand_verifier_cells(
                 f"{sched.binary.describe()} has no BPF programs of its own to verify")))
             continue
         for k in kernels:
-            if not (kernel_filter_accepts(sched.kernels, k.spec)
-                    or kernel_filter_accepts(sched.kernels, k.version)):
+            if not filter_accepts_kernel(sched.kernels, k.resolved):
                 excluded.append(Exclusion(scheduler=sched.name, kernel=k.version, reason=(
                     f"excluded by the scheduler's kernels filter {list(sched.kernels)}")))
                 continue
@@ -151,7 +176,7 @@ def cell_command(cell: VerifierCell, declaration_modules: Sequence[str] = ()) ->
     argv = ["ktstr"]
     for mod in declaration_modules:
         argv += ["-d", mod]
-    argv += ["verifier", "--kernel", cell.kernel.version, "--scheduler", cell.scheduler]
+    argv += ["verifier", "--kernel", cell.kernel.command_spec, "--scheduler", cell.scheduler]
     if cell.preset == cell.topology.label:
         t = cell.topology
         argv += ["--topology", f"{t.numa_nodes},{t.llcs},{t.cores_per_llc},{t.threads_per_core}"]

@@ -44,6 +44,12 @@ def split_sections(text: str) -> dict[str, str]:
     return {k: "\n".join(v) for k, v in out.items()}
 
 
+def join_sections(sections: dict[str, str]) -> str:
+    """The sections back as one text with their markers (for the cell's log file)."""
+    return "".join(f"@@ktstr-verify:{name}@@\n{body.rstrip(chr(10))}\n"
+                   for name, body in sections.items())
+
+
 class VeristatRow(Frozen):
     file: str
     prog: str

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from ktstr.kernel.cache import CachedKernel
 from ktstr.kernel.fetch import Fetcher
 from ktstr.kernel.id import KernelId, KernelKind
-from ktstr.kernel.resolve import cached_version, match_archive, resolve_kernel
+from ktstr.kernel.match import match_archive
+from ktstr.kernel.resolve import cached_version, resolve_kernel
 from ktstr.sweep.cells import KernelEntry
 
 

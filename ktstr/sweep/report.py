@@ -17,8 +17,9 @@ from pydantic import Field
 from ktstr.cli.output import table
 from ktstr.declare.base import Frozen
 from ktstr.kernel.id import version_key
+from ktstr.results.model import Verdict
 from ktstr.sweep.guestout import ProgVerdict
-from ktstr.sweep.runner import CellResult, Outcome
+from ktstr.sweep.runner import CellResult
 from ktstr.sweep.verifier import VerifierDetail
 
 #: terminal width the program tables wrap at (the kernel column repeats)
@@ -126,7 +127,7 @@ def pass_grid(results: Sequence[CellResult], scheduler: str) -> str:
 
 
 def failures(results: Sequence[CellResult]) -> str:
-    bad = [r for r in results if r.outcome in (Outcome.FAIL, Outcome.ERROR)]
+    bad = [r for r in results if r.outcome in (Verdict.FAIL, Verdict.ERROR)]
     if not bad:
         return "failing cells: none"
     out = [f"failing cells: {len(bad)}"]
@@ -163,7 +164,7 @@ def render(results: Sequence[CellResult]) -> str:
     if flagged:
         parts.append("over 75% of the instruction limit:\n  " + "\n  ".join(flagged))
     parts.append(failures(results))
-    counts = {o: sum(r.outcome is o for r in results) for o in Outcome}
+    counts = {o: sum(r.outcome is o for r in results) for o in Verdict}
     parts.append(f"{len(results)} cells: " + ", ".join(
         f"{n} {o.value.upper()}" for o, n in counts.items() if n))
     return "\n\n".join(parts)

@@ -8,15 +8,15 @@ exception escaping a cell into an ERROR cell and carries on, and with ``resume``
 the cells already finished in the store.
 
 Budget policy (see docs/verifier.md): the budget defaults to the host CPUs; a cell costs
-its vCPU count, capped at the budget (so a VM larger than the host still runs, alone).
-Under TCG a VM of V vCPUs can keep V host threads busy, so on a 2-core host cells of 2+
-vCPUs run one at a time; raise ``--cpu-budget`` to overcommit deliberately.
+the host CPUs its work keeps busy (a gauntlet cell its vCPUs: under TCG a VM of V vCPUs
+running a workload keeps V host threads busy; a verifier cell one), capped at the budget
+(so a VM larger than the host still runs, alone); raise ``--cpu-budget`` to overcommit
+deliberately.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 import logging
 import os
@@ -35,22 +35,9 @@ from pydantic import Field, ValidationError
 from ktstr.declare.base import Frozen
 from ktstr.errors import UserError
 from ktstr.kernel.id import sanitize_label
+from ktstr.results.model import Verdict
 
 log = logging.getLogger(__name__)
-
-
-class Outcome(enum.StrEnum):
-    """What a finished cell says. ERROR is the harness's failure, not the scheduler's."""
-
-    PASS = "pass"
-    FAIL = "fail"
-    ERROR = "error"
-    SKIP = "skip"
-
-    @property
-    def final(self) -> bool:
-        """Whether ``--resume`` keeps it (ERROR cells are run again)."""
-        return self is not Outcome.ERROR
 
 
 class SweepCell(Frozen):
@@ -73,7 +60,7 @@ class CellResult(Frozen):
 
     id: str
     kind: str
-    outcome: Outcome
+    outcome: Verdict  # ERROR is the harness's failure, not the scheduler's
     reasons: list[str] = Field(default_factory=list)
     cell: dict[str, Any] = Field(default_factory=dict)
     detail: dict[str, Any] = Field(default_factory=dict)
@@ -145,7 +132,7 @@ class ResultStore:
 def finished_result(store: ResultStore, cell: SweepCell) -> CellResult | None:
     """The stored result that lets ``--resume`` skip ``cell``: same cell, final outcome."""
     found = store.read(cell.id)
-    if found is None or not found.outcome.final:
+    if found is None or found.outcome is Verdict.ERROR:  # ERROR cells are run again
         return None
     if found.cell != cell.model_dump(mode="json"):
         return None
@@ -191,7 +178,7 @@ def error_result(cell: SweepCell, kind: str, exc: BaseException, started: float,
     where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     at = f" at {where[0].filename}:{where[0].lineno}" if where else ""
     return CellResult(
-        id=cell.id, kind=kind, outcome=Outcome.ERROR, cell=cell.model_dump(mode="json"),
+        id=cell.id, kind=kind, outcome=Verdict.ERROR, cell=cell.model_dump(mode="json"),
         reasons=[f"{type(exc).__name__}: {exc}{at}"], started_at=started_at,
         duration_s=time.monotonic() - started,
     )

@@ -12,11 +12,6 @@ from pathlib import Path
 PROGINFO = "ktstr-proginfo"
 
 
-def packaged_text(name: str) -> str:
-    """A text file shipped in ``ktstr.sweep`` (the guest script, the C helper)."""
-    return resources.files("ktstr.sweep").joinpath(name).read_text()
-
-
 def proginfo_binary() -> Path:
     """The compiled helper, built on first use (``ktstr.guest.native.static_binary``)."""
     from ktstr.guest.native import static_binary

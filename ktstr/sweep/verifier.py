@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from pydantic import Field
 
 from ktstr.declare.base import Frozen
-from ktstr.results.model import VmOutcome
+from ktstr.results.model import Verdict, VmOutcome
 from ktstr.sweep import guestout as g
 from ktstr.sweep.cells import VerifierCell
-from ktstr.sweep.runner import Outcome
 
 #: how much of each failed program's (collapsed) verifier log the JSON keeps
 LOG_TAIL_LINES = 120
@@ -132,11 +131,11 @@ def guest_reproducer(cell: VerifierCell, obj_host_path: str, veristat_host_path:
 
 
 def judge_cell(cell: VerifierCell, sections: dict[str, str], *, has_object: bool,
-               base: VerifierDetail) -> tuple[Outcome, list[str], VerifierDetail]:
+               base: VerifierDetail) -> tuple[Verdict, list[str], VerifierDetail]:
     """The verdict from the guest script's sections (see ``verify_guest.sh``)."""
     reasons: list[str] = []
     if "end" not in sections:
-        return Outcome.ERROR, ["the guest script did not finish (no end marker)"], base
+        return Verdict.ERROR, ["the guest script did not finish (no end marker)"], base
     rows = g.parse_veristat_csv(sections.get("veristat_csv", ""))
     rc = sections.get("veristat_rc", "").strip()
     before = g.parse_proginfo(sections.get("progs_before", ""))
@@ -175,12 +174,12 @@ def judge_cell(cell: VerifierCell, sections: dict[str, str], *, has_object: bool
         "failed_programs": failed, "flagged_programs": flagged,
         "load_log": g.collapse_repeats(head)[-8000:], "sched_log": sched_log[-8000:],
     })
-    return (Outcome.FAIL if reasons else Outcome.PASS), reasons, detail
+    return (Verdict.FAIL if reasons else Verdict.PASS), reasons, detail
 
 
-def judge_vm(outcome: VmOutcome, detail: str) -> tuple[Outcome, str]:
+def judge_vm(outcome: VmOutcome, detail: str) -> tuple[Verdict, str]:
     """A VM that did not return the script's result: a kernel panic is the cell's
     FAIL; timeouts, emulator faults and launch failures are ERROR (infrastructure)."""
     if outcome is VmOutcome.CRASHED:
-        return Outcome.FAIL, f"kernel panic: {detail}"
-    return Outcome.ERROR, f"{outcome.value}: {detail}"
+        return Verdict.FAIL, f"kernel panic: {detail}"
+    return Verdict.ERROR, f"{outcome.value}: {detail}"

@@ -8,10 +8,11 @@ from typing import Any
 from ktstr.declare.payload import MetricCheck, Payload
 from ktstr.declare.scheduler import Scheduler
 from ktstr.declare.topology import Topology
+from ktstr.errors import UserError
 from ktstr.results.model import RunResult
 from ktstr.run.request import RunRequest, Workload
-from ktstr.testkit.decorator import KtstrTestSpec
 from ktstr.testkit.session import KtstrSession
+from ktstr.testkit.spec import KtstrTestSpec
 from ktstr.testkit.variants import Variant
 
 
@@ -48,6 +49,10 @@ class Ctx:
             "extra_sched_args": s.extra_sched_args, "flag_profile": self.variant.flags,
             "inline_config": s.config, "memory_mb": s.memory_mb,
             "accel": self.session.accel, "keep": self.session.keep,
+            "cold_boot": self.session.cold_boot, "cpu_budget": self.session.cpu_budget,
+            "checks": s.checks, "watchdog_timeout_s": s.watchdog_timeout_s,
+            # an expected failure needs no evidence
+            "repro": self.session.repro and not s.expect_err,
         }
         if s.workers_per_cgroup is not None:
             fields["workers"] = s.workers_per_cgroup
@@ -76,8 +81,19 @@ class Ctx:
             overrides.setdefault("workload", Workload(workload))
         return self._run(self.request(**overrides))
 
-    def payload(self, payload: Payload) -> PayloadRun:
-        """Build a run of ``payload``: ``ctx.payload(P).args("--cpu", "2").run()``."""
+    def payload(self, payload: Payload | None = None) -> PayloadRun:
+        """Build a run of ``payload``: ``ctx.payload(P).args("--cpu", "2").run()``;
+        ``ctx.payload()`` is the test's primary ``payload=``. A test that declares
+        ``payload=``/``workloads=`` may run only those."""
+        declared = self.spec.declared_payloads
+        if payload is None:
+            if self.spec.payload is None:
+                raise UserError("ctx.payload() without a payload needs @ktstr_test(payload=P)")
+            payload = self.spec.payload
+        elif declared and payload.name not in {p.name for p in declared}:
+            raise UserError(
+                f"payload {payload.name!r} is not declared by this test: its payload=/"
+                f"workloads= are {', '.join(p.name for p in declared)}; add it there")
         return PayloadRun(self, payload)
 
 

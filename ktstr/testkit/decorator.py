@@ -1,4 +1,4 @@
-"""The ``@ktstr_test(...)`` decorator and the validated spec it attaches to a test.
+"""The ``@ktstr_test(...)`` decorator; the spec it attaches lives in ``ktstr.testkit.spec``.
 
 The test body runs **on the host**, in the pytest process: the guest has no Python, and
 keeping the body on the host lets it make ordinary assertions on the ``RunResult`` (stats,
@@ -9,87 +9,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, Self
+from typing import Any
 
-from pydantic import Field, model_validator
-
-from ktstr.declare.base import Frozen, build
+from ktstr.declare.base import build
 from ktstr.declare.checks import Assert
 from ktstr.declare.payload import Payload
 from ktstr.declare.scheduler import EEVDF, Scheduler
-from ktstr.declare.topology import Topology, TopologyConstraints
-from ktstr.errors import UserError
+from ktstr.declare.topology import TopologyConstraints
+from ktstr.testkit.execute import run_test
+from ktstr.testkit.spec import SPEC_ATTR, KtstrTestSpec
 
-SPEC_ATTR = "__ktstr_test__"
 _CHECK_FIELDS = tuple(Assert.model_fields)
 _CONSTRAINT_FIELDS = tuple(TopologyConstraints.model_fields)
-
-
-class KtstrTestSpec(Frozen):
-    """Everything ``@ktstr_test`` was given, validated at collection time."""
-
-    scheduler: Scheduler = EEVDF
-    payload: Payload | None = None
-    workloads: tuple[Payload, ...] = ()
-    numa_nodes: int | None = Field(None, ge=1)
-    llcs: int | None = Field(None, ge=1)
-    cores: int | None = Field(None, ge=1)
-    threads: int | None = Field(None, ge=1)
-    memory_mb: int | None = Field(None, ge=128)
-    duration_s: float = Field(5.0, gt=0)
-    workers_per_cgroup: int | None = Field(None, ge=1)
-    watchdog_timeout_s: float | None = Field(None, gt=0)
-    extra_sched_args: tuple[str, ...] = ()
-    required_flags: tuple[str, ...] = ()
-    excluded_flags: tuple[str, ...] = ()
-    constraint_overrides: dict[str, int | bool] = Field(default_factory=dict)
-    checks: Assert = Field(default_factory=Assert)
-    expect_err: bool = False
-    config: str | None = None
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        try:
-            self.topology  # noqa: B018 - raises when the dimensions do not combine
-        except (UserError, ValueError) as exc:
-            raise ValueError(f"topology: {str(exc).splitlines()[-1]}") from exc
-        flag_names = {f.name for f in self.scheduler.flags.flags}
-        for f in (*self.required_flags, *self.excluded_flags):
-            if f not in flag_names:
-                raise ValueError(
-                    f"flag {f!r} is not a flag of scheduler {self.scheduler.name!r} "
-                    f"(its flags: {', '.join(sorted(flag_names)) or 'none'})"
-                )
-        both = set(self.required_flags) & set(self.excluded_flags)
-        if both:
-            raise ValueError(f"flags both required and excluded: {', '.join(sorted(both))}")
-        if self.config is not None and self.scheduler.config_file_def is None:
-            raise ValueError(
-                f"config= needs a scheduler with config_file_def; {self.scheduler.name!r} has "
-                "none (declare config_file_def=('--config={file}', '/include-files/x.json'))"
-            )
-        if self.scheduler.config_file_def is not None and self.config is None:
-            raise ValueError(
-                f"scheduler {self.scheduler.name!r} declares config_file_def: pass its inline "
-                "content with config=..."
-            )
-        self.constraints  # noqa: B018 - validates the overrides
-        return self
-
-    @property
-    def topology(self) -> Topology:
-        """The scheduler's topology with this test's explicit dimensions."""
-        return self.scheduler.resolve_topology(
-            numa_nodes=self.numa_nodes, llcs=self.llcs, cores=self.cores, threads=self.threads
-        )
-
-    @property
-    def constraints(self) -> TopologyConstraints:
-        return self.scheduler.constraints.model_copy(update=self.constraint_overrides)
-
-    @property
-    def checks_chain(self) -> Assert:
-        return Assert.chain(self.scheduler.assert_, self.checks)
 
 
 def ktstr_test(
@@ -147,8 +78,6 @@ def ktstr_test(
         )
 
         def test(ktstr_variant: Any, ktstr_session: Any, request: Any) -> None:
-            from ktstr.testkit.execute import run_test
-
             run_test(fn, spec, ktstr_variant, ktstr_session, request)
 
         test.__name__ = fn.__name__
@@ -161,8 +90,3 @@ def ktstr_test(
         return test
 
     return decorate
-
-
-def spec_of(obj: object) -> KtstrTestSpec | None:
-    spec = getattr(obj, SPEC_ATTR, None)
-    return spec if isinstance(spec, KtstrTestSpec) else None

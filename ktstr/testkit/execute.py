@@ -11,9 +11,9 @@ from ktstr.declare.topology import host_fits
 from ktstr.results.model import RunResult, Verdict
 from ktstr.results.report import result_lines
 from ktstr.testkit.context import Ctx
-from ktstr.testkit.decorator import KtstrTestSpec
 from ktstr.testkit.session import KtstrSession
-from ktstr.testkit.sidecar import sidecar_data, write_sidecar
+from ktstr.testkit.sidecar import PytestOutcome, Sidecar, write_sidecar
+from ktstr.testkit.spec import KtstrTestSpec
 from ktstr.testkit.variants import Variant
 
 
@@ -27,26 +27,29 @@ def _details(r: RunResult) -> str:
     return "\n".join(lines)
 
 
-def judge(results: list[RunResult], spec: KtstrTestSpec) -> tuple[str, str]:
+def judge(results: list[RunResult], spec: KtstrTestSpec) -> tuple[PytestOutcome, str]:
     """(pytest outcome, message): ``passed``, ``failed`` or ``skipped``."""
     if not results:
-        return "failed", "the test body never ran anything: call ctx.run(...) or " \
-                         "ctx.payload(P).run()"
+        return PytestOutcome.FAILED, ("the test body never ran anything: call ctx.run(...) "
+                                      "or ctx.payload(P).run()")
     for r in results:
         if r.verdict is Verdict.SKIP:
-            return "skipped", "; ".join(r.reasons)
+            return PytestOutcome.SKIPPED, "; ".join(r.reasons)
         if r.verdict is Verdict.ERROR:
-            return "failed", f"ERROR (harness/infrastructure): {'; '.join(r.reasons)}\n" \
-                             + _details(r)
+            return PytestOutcome.FAILED, (f"ERROR (harness/infrastructure): "
+                                          f"{'; '.join(r.reasons)}\n" + _details(r))
     failed = [r for r in results if r.verdict is Verdict.FAIL]
     if spec.expect_err:
         if failed:
-            return "passed", "expected failure seen: " + "; ".join(failed[0].reasons)
-        return "failed", "expect_err=True but every run passed\n" + _details(results[-1])
+            return PytestOutcome.PASSED, ("expected failure seen: "
+                                          + "; ".join(failed[0].reasons))
+        return PytestOutcome.FAILED, ("expect_err=True but every run passed\n"
+                                      + _details(results[-1]))
     if failed:
         r = failed[0]
-        return "failed", f"FAIL: {'; '.join(r.reasons)}\n" + _details(r)
-    return "passed", "PASS"
+        flaky = " (flaky: did not recur in the traced rerun)" if r.flaky else ""
+        return PytestOutcome.FAILED, f"FAIL{flaky}: {'; '.join(r.reasons)}\n" + _details(r)
+    return PytestOutcome.PASSED, "PASS"
 
 
 def run_test(fn: Callable[[Ctx], Any], spec: KtstrTestSpec, variant: Variant,
@@ -54,11 +57,11 @@ def run_test(fn: Callable[[Ctx], Any], spec: KtstrTestSpec, variant: Variant,
     nodeid = request.node.nodeid
     fits = host_fits(variant.topology, session.host)
     if not fits:
-        write_sidecar(session.results_dir, sidecar_data(nodeid, variant, [], "skipped",
-                                                         fits.reason))
+        write_sidecar(session.results_dir, Sidecar.of(nodeid, variant, [],
+                                                       PytestOutcome.SKIPPED, fits.reason))
         pytest.skip(fits.reason)
     ctx = Ctx(spec, variant, session)
-    outcome, message = "failed", "the test body raised"
+    outcome, message = PytestOutcome.FAILED, "the test body raised"
     try:
         fn(ctx)
         outcome, message = judge(ctx.results, spec)
@@ -67,9 +70,9 @@ def run_test(fn: Callable[[Ctx], Any], spec: KtstrTestSpec, variant: Variant,
         request.node.user_properties.append(
             ("ktstr_verdict", last.verdict.value if last else "none"))
         request.node.user_properties.append(("ktstr_reason", message.splitlines()[0]))
-        write_sidecar(session.results_dir, sidecar_data(nodeid, variant, ctx.results,
-                                                         outcome, message))
-    if outcome == "skipped":
+        write_sidecar(session.results_dir, Sidecar.of(nodeid, variant, ctx.results,
+                                                       outcome, message))
+    if outcome is PytestOutcome.SKIPPED:
         pytest.skip(message)
-    if outcome == "failed":
+    if outcome is PytestOutcome.FAILED:
         pytest.fail(message, pytrace=False)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ktstr.errors import UserError
-from ktstr.testkit.decorator import KtstrTestSpec
+from ktstr.testkit.spec import KtstrTestSpec
 
 
 def scenario_request_fields(defs_or_steps: Sequence[Any], spec: KtstrTestSpec) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from ktstr.declare.base import Frozen
 from ktstr.declare.flags import FlagProfile
 from ktstr.declare.presets import PRESETS, Preset
 from ktstr.declare.topology import Topology
-from ktstr.testkit.decorator import KtstrTestSpec
+from ktstr.testkit.spec import KtstrTestSpec
 
 
 class KernelChoice(Frozen):

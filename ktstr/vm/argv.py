@@ -46,6 +46,8 @@ class VmConfig(Frozen):
     qmp_fd: int | None = None
     results_socket: str | None = None
     interactive: bool = False
+    #: start waiting for a snapshot to load (``-incoming defer``; ``ktstr.vm.snapshot``)
+    incoming: bool = False
     extra_args: tuple[str, ...] = ()
 
     @property
@@ -119,7 +121,12 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
             "-chardev", f"socket,id=results,path={cfg.results_socket},server=on,wait=on",
             "-device", "virtserialport,bus=vser0.0,chardev=results,name=ktstr.results",
         ]
+    # a new generation id on every QEMU start: a guest restored from a snapshot sees it
+    # change and reseeds its RNG (CONFIG_VMGENID)
+    argv += ["-device", "vmgenid,guid=auto"]
     argv += list(cfg.extra_args)
+    if cfg.incoming:
+        argv += ["-incoming", "defer"]
     return argv
 
 

@@ -8,6 +8,9 @@ whose result is cached per (host kernel, QEMU version) in ``<cache>/kvm-probe.js
 Timeout rule: every guest-side bound is ``base x scale`` where scale is 1 under KVM and
 ``TCG_SCALE`` (6) under TCG, plus ``TCG_PER_VCPU_S`` seconds per vCPU beyond 4 under TCG
 (MTTCG on a small host serialises vCPUs). ``KTSTR_TIMEOUT_SCALE`` multiplies the result.
+Single-threaded TCG (the retry after an emulator fault, or old QEMU) runs every vCPU on
+one host thread: its bounds are multiplied again by ``min(vCPUs, host CPUs)``, the most
+it can be slower than multi-threaded TCG. ``AccelChoice.bound`` applies the whole rule.
 """
 
 from __future__ import annotations
@@ -52,6 +55,26 @@ class AccelChoice(Frozen):
         if self.accel is Accel.KVM:
             return f"KVM ({self.reason})"
         return f"TCG thread={self.tcg_threading.value} ({self.reason})"
+
+    def slowdown(self, topology: Topology) -> float:
+        """How much slower than multi-threaded emulation this choice runs at worst."""
+        if self.accel is Accel.TCG and self.tcg_threading is TcgThreading.SINGLE:
+            return float(max(1, min(topology.total_cpus, os.cpu_count() or 1)))
+        return 1.0
+
+    def bound(self, base_s: float, topology: Topology) -> float:
+        """A guest-side bound of ``base_s`` (KVM seconds) under this accelerator."""
+        return scaled_timeout(base_s, self.accel, topology) * self.slowdown(topology)
+
+    def explain(self, base_s: float, topology: Topology) -> str:
+        """How ``bound(base_s)`` came about, for verdicts: ``10 s x 6 (TCG) = 60 s``."""
+        got = self.bound(base_s, topology)
+        if got == base_s:
+            return f"{got:g} s"
+        how = "TCG" if self.accel is Accel.TCG else "KTSTR_TIMEOUT_SCALE"
+        if self.slowdown(topology) > 1:
+            how += f" thread=single x{self.slowdown(topology):g}"
+        return f"{base_s:g} s scaled for {how} = {got:.0f} s"
 
 
 class KvmProbe(Frozen):

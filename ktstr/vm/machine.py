@@ -13,11 +13,13 @@ import contextlib
 import enum
 import logging
 import queue
+import select
+import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, TypeVar
@@ -28,7 +30,8 @@ from ktstr.declare.base import Frozen
 from ktstr.errors import InfraError
 from ktstr.guest.console import ConsoleEvent, ConsoleEventKind, ConsoleParser
 from ktstr.guest.protocol import BadMessage, GuestMessage, parse_message
-from ktstr.vm.argv import VmConfig, qemu_argv
+from ktstr.vm.argv import Accel, VmConfig, qemu_argv
+from ktstr.vm.outcome import VmOutcome
 from ktstr.vm.process import pdeathsig_preexec, stop_process
 
 log = logging.getLogger(__name__)
@@ -73,13 +76,45 @@ class QemuLaunchError(InfraError):
         return "\n".join(lines[-5:])
 
 
+#: default bound on one send to the guest (the caller passes one scaled for TCG)
+SEND_TIMEOUT_S = 300.0
+
+
 class GuestGone(Exception):
     """The guest can no longer answer: panic, emulator fault, QEMU exit, or time out."""
 
-    def __init__(self, kind: str, detail: str) -> None:
+    def __init__(self, kind: VmOutcome, detail: str) -> None:
         self.kind = kind
         self.detail = detail
         super().__init__(f"{kind}: {detail}")
+
+
+# signals QEMU raises on itself when it fails (assert, abort, memory fault): an emulator
+# fault, infrastructure, not the guest's doing; SIGKILL comes from outside (OOM killer)
+_CRASH_SIGNALS = frozenset({signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL,
+                            signal.SIGFPE, signal.SIGTRAP})
+
+
+def qemu_exit_gone(returncode: int, stderr: str, waiting_for: str) -> GuestGone:
+    """What QEMU's unrequested exit means: a crash on a fatal signal of its own is an
+    emulator fault (retried like one); any other exit says so. Both carry the tail of
+    QEMU's stderr, which names the failed assertion or the error."""
+    tail = " | ".join(ln.strip() for ln in stderr.splitlines()
+                      if ln.strip() and ": info: " not in ln)[-300:]
+    said = f": {tail}" if tail else " (nothing on stderr)"
+    if returncode < 0:
+        try:
+            sig = signal.Signals(-returncode)
+        except ValueError:
+            sig = None
+        name = sig.name if sig is not None else f"signal {-returncode}"
+        if sig in _CRASH_SIGNALS:
+            return GuestGone(VmOutcome.EMULATOR_FAULT,
+                             f"QEMU crashed with {name} while waiting for {waiting_for}{said}")
+        return GuestGone(VmOutcome.EXITED, f"QEMU was killed by {name} while waiting for "
+                         f"{waiting_for} (the host's OOM killer?){said}")
+    return GuestGone(VmOutcome.EXITED,
+                     f"QEMU exited with code {returncode} while waiting for {waiting_for}{said}")
 
 
 class Vm:
@@ -92,7 +127,7 @@ class Vm:
         self.state = VmState.CREATED
         self.log = logging.getLogger(f"{__name__}.{name}")
         self.argv: list[str] = []
-        self.console = ConsoleParser()
+        self.console = ConsoleParser(tcg=cfg.accel is Accel.TCG)
         self.messages: list[GuestMessage | BadMessage] = []
         self.console_events: list[ConsoleEvent] = []
         self.events: queue.Queue[VmEvent] = queue.Queue()
@@ -214,11 +249,49 @@ class Vm:
             self._stderr.append(raw.decode("utf-8", errors="replace"))
 
     def _read_results(self, sock: socket.socket) -> None:
-        with sock.makefile("rb") as fh:
+        with sock.makefile("rb") as fh, contextlib.suppress(ConnectionError):
+            # a reset when QEMU goes away is the end of the channel, like EOF
             for raw in fh:
                 text = raw.decode("utf-8", errors="replace").strip()
                 if text:
                     self.events.put(parse_message(text))
+
+    def send(self, line: str | bytes, timeout_s: float = SEND_TIMEOUT_S) -> None:
+        """To the guest agent on the results port: a line (the run plan), or raw bytes
+        announced by a header line before them (``FilesHeader``). Bounded: a guest that
+        stops reading (paused, hung) is a timeout, not a host blocked for ever."""
+        self._send_chunks([line.encode("utf-8") if isinstance(line, str) else line],
+                          timeout_s)
+
+    def send_file(self, path: Path, timeout_s: float = SEND_TIMEOUT_S) -> None:
+        """Raw file contents on the channel (after their header line), in chunks."""
+        with open(path, "rb") as fh:
+            self._send_chunks(iter(lambda: fh.read(1 << 20), b""), timeout_s)
+
+    def _send_chunks(self, chunks: Iterable[bytes], timeout_s: float) -> None:
+        self._require(VmState.RUNNING, "send")
+        sock = self._results
+        if sock is None:
+            raise InfraError("the guest channel is not connected")
+        deadline = time.monotonic() + timeout_s
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise GuestGone(VmOutcome.TIMEOUT, "the guest did not read its "
+                                        f"channel within {timeout_s:.0f} s")
+                    if not poller.poll(left * 1000):
+                        continue
+                    try:
+                        view = view[sock.send(view, socket.MSG_DONTWAIT):]
+                    except BlockingIOError:
+                        continue
+        except OSError as exc:
+            raise GuestGone(VmOutcome.EXITED, f"the guest channel closed: {exc}") from exc
 
     def _wait_exit(self) -> None:
         assert self._proc is not None
@@ -261,18 +334,19 @@ class Vm:
             remaining = deadline - time.monotonic()
             ev = self.next_event(remaining)
             if ev is None:
-                raise GuestGone("timeout", f"no {label} from the guest within {timeout_s:.0f} s")
+                raise GuestGone(VmOutcome.TIMEOUT,
+                                f"no {label} from the guest within {timeout_s:.0f} s")
             if isinstance(ev, kind):
                 return ev
             if isinstance(ev, ConsoleEvent):
                 if ev.kind is ConsoleEventKind.PANIC:
                     self._drain_console(5.0)
-                    raise GuestGone("crashed", ev.detail or ev.line)
+                    raise GuestGone(VmOutcome.CRASHED, ev.detail or ev.line)
                 if ev.kind is ConsoleEventKind.EMULATOR_FAULT:
-                    raise GuestGone("emulator_fault", ev.line)
+                    raise GuestGone(VmOutcome.EMULATOR_FAULT, ev.line)
             if isinstance(ev, QemuExited):
-                raise GuestGone("exited", f"QEMU exited with code {ev.returncode} "
-                                          f"while waiting for {label}")
+                self._join_readers(2.0)  # QEMU's last words on stderr
+                raise qemu_exit_gone(ev.returncode, self.stderr_text, label)
 
     def _drain_console(self, timeout_s: float) -> None:
         """After a panic, let the rest of the panic text reach the log (bounded)."""
@@ -304,6 +378,27 @@ class Vm:
         self._require(VmState.RUNNING, f"run QMP {command}")
         assert self._qmp is not None
         return self._qmp.cmd(command, **args)
+
+    def qmp_event(self, name: str, timeout_s: float,
+                  accept: Callable[[dict[str, object]], bool] = lambda _d: True,
+                  ) -> dict[str, object] | None:
+        """Wait (bounded) for the next QMP event ``name`` whose data ``accept`` takes;
+        other events are dropped. None when none came in time."""
+        self._require(VmState.RUNNING, f"wait for QMP event {name}")
+        assert self._qmp is not None
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                ev = self._qmp.pull_event(wait=left)
+            except TimeoutError:
+                return None
+            if ev is None:
+                return None
+            data = ev.get("data")
+            data = data if isinstance(data, dict) else {}
+            if ev.get("event") == name and accept(data):
+                return data
+        return None
 
     # -- teardown --------------------------------------------------------------------
 

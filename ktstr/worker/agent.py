@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from ktstr import __version__
+from ktstr.contract import Assignment, JobResult
 from ktstr.service.client import RequestRejected, ServiceClient, ServiceFailed, ServiceUnreachable
-from ktstr.service.schemas import Assignment, JobResultIn, WorkerSession
+from ktstr.service.schemas import JobResultIn, WorkerSession
 from ktstr.worker.files import fetch_job_files
-from ktstr.worker.runner import CellRunner, JobResult
+from ktstr.worker.runner import CellRunner
 from ktstr.worker.spool import Pending, Spool
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,22 @@ class Worker:
                     continue
                 if self._run_one(job):
                     done += 1
+        self._goodbye()
         return done
+
+    def _goodbye(self) -> None:
+        """Tell the service this worker stops (it shows ``offline``, not ``lost``, and a
+        job left unfinished is requeued at once). Best effort: a service that is away
+        finds out through the heartbeat timeout instead."""
+        session = self.session
+        if session is None:
+            return
+        try:
+            self.client.goodbye(self.name, session.session)
+        except (ServiceUnreachable, ServiceFailed, RequestRejected) as exc:
+            self.log.warning("could not tell the service this worker stops: %s", exc)
+            return
+        self.log.info("offline (session %s)", session.session, extra={"action": "offline"})
 
     def _claim(self) -> Assignment | None:
         session = self.session

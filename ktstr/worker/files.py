@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ktstr.contract import Assignment, Cell
 from ktstr.service.client import ServiceClient
-from ktstr.service.planner import Cell
-from ktstr.service.schemas import Assignment
 from ktstr.service.storage import check_upload_name, upload_name
 
 

@@ -3,11 +3,13 @@
 A ``CellRunner`` runs one claimed job and returns a ``JobResult``; it must return
 promptly once ``cancel_event`` is set. ``KtstrRunner`` runs the cell as a subprocess
 (``ktstr run ... --json`` for a test cell, ``ktstr verifier ... --json FILE`` for a
-verifier cell) and reads its verdict; ``ktstr.testing.ScriptedRunner`` is the fake.
+verifier cell) and reads its verdict. ``make_runner`` picks one for a worker's
+``--runner``; ``scripted`` is the fake of ``ktstr.testing``, imported only then.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
@@ -20,12 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import Field
-
-from ktstr.declare.base import Frozen
-from ktstr.service.planner import Cell, CellKind
-from ktstr.service.schemas import Assignment
-from ktstr.service.states import Outcome
+from ktstr.contract import Assignment, Cell, CellKind, JobResult
+from ktstr.results.model import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +31,27 @@ log = logging.getLogger(__name__)
 MAX_LOG_CHARS = 2_000_000
 
 
-class JobResult(Frozen):
-    """What a runner reports. ``failed`` means no verdict could be produced (the runner
-    or the machinery broke); otherwise ``outcome`` is the cell's verdict."""
-
-    outcome: Outcome | None = None
-    failed: bool = False
-    reasons: list[str] = Field(default_factory=list)
-    duration_s: float = 0.0
-    details: dict[str, Any] = Field(default_factory=dict)
-    log: str = ""
-
-
 class CellRunner(Protocol):
     def run(self, job: Assignment, workdir: Path, cancel_event: threading.Event
             ) -> JobResult: ...
+
+
+class RunnerKind(enum.StrEnum):
+    """A worker's ``--runner``."""
+
+    KTSTR = "ktstr"  # run cells with ``ktstr run`` / ``ktstr verifier``
+    SCRIPTED = "scripted"  # ktstr.testing.ScriptedRunner: no VM (the service's tests)
+
+
+def make_runner(kind: RunnerKind, script: str | None = None) -> CellRunner:
+    """The runner a worker's ``--runner`` names. ``scripted`` runs ``script`` (the JSON
+    of ``ktstr.testing.RunnerScript``; None: the default script). The test fakes are
+    imported here, and only for ``scripted``: production code never loads them."""
+    if kind is RunnerKind.SCRIPTED:
+        from ktstr.testing.runner import ScriptedRunner
+
+        return ScriptedRunner.from_json(script)
+    return KtstrRunner()
 
 
 def cell_argv(cell: Cell, ktstr: Sequence[str], json_file: Path) -> list[str]:
@@ -68,7 +72,7 @@ def default_ktstr() -> list[str]:
     return [str(beside)] if beside.exists() else ["ktstr"]
 
 
-def parse_verdict(text: str) -> tuple[Outcome, list[str], dict[str, Any]] | None:
+def parse_verdict(text: str) -> tuple[Verdict, list[str], dict[str, Any]] | None:
     """The verdict of ``--json`` output: the whole text, else its last JSON line."""
     candidates = [text.strip()] + [ln.strip() for ln in reversed(text.splitlines())]
     for cand in candidates:
@@ -80,7 +84,7 @@ def parse_verdict(text: str) -> tuple[Outcome, list[str], dict[str, Any]] | None
             continue
         if isinstance(data, dict) and "verdict" in data:
             try:
-                outcome = Outcome(str(data["verdict"]).lower())
+                outcome = Verdict(str(data["verdict"]).lower())
             except ValueError:
                 return None
             reasons = data.get("reasons") or []
@@ -88,6 +92,29 @@ def parse_verdict(text: str) -> tuple[Outcome, list[str], dict[str, Any]] | None
                 reasons = [str(reasons)]
             return outcome, [str(r) for r in reasons], data
     return None
+
+
+#: how one outcome of several cells is chosen: the scheduler's failure first
+_WORST = ("fail", "error", "pass", "skip")
+
+
+def verifier_verdict(path: Path) -> tuple[Verdict, list[str], dict[str, Any]] | None:
+    """The verdict of a ``ktstr verifier --json FILE`` document (``sweep.runner.
+    write_summary``: the sweep's cells, no verdict of its own): the worst cell's outcome
+    and every cell's reasons; None when it is not such a document or has no cell."""
+    from ktstr.errors import UserError
+    from ktstr.sweep.runner import read_summary
+
+    try:
+        _, cells = read_summary(path)
+    except UserError:
+        return None
+    if not cells:
+        return None
+    values = {c.outcome.value for c in cells}
+    worst = next(v for v in _WORST if v in values)
+    reasons = [f"{c.id}: {r}" if len(cells) > 1 else r for c in cells for r in c.reasons]
+    return Verdict(worst), reasons, json.loads(path.read_text())
 
 
 def _tail(text: str) -> str:
@@ -122,15 +149,17 @@ class KtstrRunner:
         if cancelled:
             return JobResult(failed=True, reasons=["cancelled: the job was ended"],
                              duration_s=duration, log=logtext)
-        source = json_file.read_text() if job.cell.kind is CellKind.VERIFIER and \
-            json_file.exists() else stdout
-        verdict = parse_verdict(source)
+        verdict = (verifier_verdict(json_file) if job.cell.kind is CellKind.VERIFIER
+                   else parse_verdict(stdout))
         if verdict is None:
             tail = stderr.strip().splitlines()[-1:] or ["(no stderr)"]
             return JobResult(failed=True, duration_s=duration, log=logtext, reasons=[
                 f"{' '.join(argv[:4])} exited {proc.returncode} without a JSON verdict: "
                 f"{tail[0]}"])
         outcome, reasons, data = verdict
+        repro = data.get("repro") if isinstance(data.get("repro"), dict) else None
+        if repro and repro.get("status") == "flaky":
+            reasons = ["flaky: the failure did not recur in its traced rerun", *reasons]
         return JobResult(outcome=outcome, reasons=reasons, duration_s=duration,
                          details={"exit_code": proc.returncode, "report": data}, log=logtext)
 

@@ -7,8 +7,8 @@ with ktstr). Add ``--ktstr-gauntlet`` to expand each over presets x flag profile
 from __future__ import annotations
 
 from ktstr import CgroupDef, CpusetSpec, Ctx, MetricCheck, ktstr_test
-from payloads.builtin import STRESS_NG
-from schedulers.examples import SCX_QMAP, SCX_SIMPLE
+from ktstr.payloads.builtin import STRESS_NG
+from ktstr.schedulers.examples import SCX_QMAP, SCX_SIMPLE
 
 
 @ktstr_test(llcs=2, cores=2, duration_s=4)

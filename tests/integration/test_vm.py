@@ -21,8 +21,8 @@ from ktstr.image import builder
 from ktstr.kernel.resolve import resolve_kernel
 from ktstr.results.model import VmOutcome
 from ktstr.run.boot import BootOutcome, boot
-from ktstr.run.image import init_script
-from ktstr.run.params import exec_files
+from ktstr.run.image import image_spec
+from ktstr.run.params import exec_plan
 from ktstr.vm.argv import kernel_cmdline
 from ktstr.vm.host import AccelRequest, choose_accel, find_qemu
 from ktstr.vm.process import is_alive
@@ -36,11 +36,14 @@ def _exec(command: str, topology: Topology, tmp_path: Path, *, memory_mb: int | 
           init: str | None = None, work_timeout_s: float = 60,
           boot_retries: int = 1) -> BootOutcome:
     kernel = resolve_kernel("7.2")
-    spec = builder.ImageSpec(init=init or init_script())
-    initrd = builder.compose(builder.build_base(spec), builder.run_segment(exec_files(command)),
+    spec = image_spec()
+    if init is not None:
+        spec = spec.model_copy(update={"init": init})
+    initrd = builder.compose(builder.build_base(spec), builder.run_segment({}),
                              tmp_path / "initrd.img")
     accel = choose_accel(AccelRequest.AUTO, find_qemu())
-    return boot(kernel=kernel.image_path, initrd=initrd, cmdline=kernel_cmdline(),
+    return boot(kernel=kernel.image_path, image=initrd, plan=exec_plan(command),
+                cmdline=kernel_cmdline(),
                 topology=topology, accel=accel, run_dir=tmp_path, memory_mb=memory_mb,
                 work_timeout_s=work_timeout_s, expect_exec=True, boot_retries=boot_retries)
 

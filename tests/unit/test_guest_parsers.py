@@ -15,16 +15,17 @@ from ktstr.guest.topology import (
 )
 
 
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
+def _b64(text: str, errors: str = "strict") -> str:
+    return base64.b64encode(text.encode("utf-8", errors)).decode()
 
 
 def test_messages_parse_by_type_and_decode_text() -> None:
     assert isinstance(parse_message('{"t":"hello","uptime_s":5.9,"release":"7.2"}'), Hello)
-    out, err = _b64("4-7\n"), _b64("err")
-    ex = parse_message(f'{{"t":"exec","status":3,"stdout_b64":"{out}","stderr_b64":"{err}"}}')
+    ex = parse_message('{"t":"exec","status":3,"stdout":"4-7\\n","stderr":{"b64":"'
+                       + _b64("err \udcff", errors="surrogateescape") + '"}}')
     assert isinstance(ex, ExecResult)
-    assert (ex.status, ex.stdout, ex.stderr) == (3, "4-7\n", "err")
+    assert (ex.status, ex.stdout) == (3, "4-7\n")
+    assert ex.stderr.encode("utf-8", "surrogateescape") == b"err \xff"
     ev = parse_message('{"t":"event","name":"sched_attached","uptime_s":7.5,'
                        '"fields":{"ops":"simple"}}')
     assert isinstance(ev, Event) and ev.fields == {"ops": "simple"}

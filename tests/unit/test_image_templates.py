@@ -11,7 +11,7 @@ import pytest
 from ktstr.errors import InfraError, UserError
 from ktstr.image import templates
 from ktstr.image.templates import render, shquote
-from ktstr.image.testing import SHELLS, assert_golden, check_shell_syntax
+from ktstr.testing.golden import SHELLS, assert_golden, check_shell_syntax
 
 GOLDEN = Path(__file__).parent / "golden" / "image"
 EXAMPLE = "_test_example.sh.j2"

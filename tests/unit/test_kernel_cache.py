@@ -13,9 +13,9 @@ from ktstr.errors import InfraError
 from ktstr.kernel.cache import EntryState, KernelCache, KernelSource
 from ktstr.kernel.clean import plan_clean, remove_entries, select_for_clean
 from ktstr.kernel.config import ConfigFacts, parse_config
-from ktstr.kernel.fake import FakeArchive, image_kernel_debs, split_kernel_debs
 from ktstr.kernel.fetch import Fetcher
 from ktstr.kernel.locking import file_lock, is_locked
+from ktstr.testing.kernel import FakeArchive, image_kernel_debs, split_kernel_debs
 
 REL72 = "7.2.13+deb14-amd64"
 
@@ -198,3 +198,23 @@ def test_config_parsing() -> None:
 def test_entries_dir_ignores_hidden(cache: KernelCache) -> None:
     os.makedirs(cache.root / ".locks")
     assert cache.scan() == []
+
+
+def test_an_image_digest_is_computed_once_until_the_file_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ktstr.kernel import cache as cache_mod
+
+    calls: list[Path] = []
+    real = cache_mod.sha256_file
+
+    def counting(path: Path) -> str:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(cache_mod, "sha256_file", counting)
+    image = tmp_path / "vmlinuz"
+    image.write_bytes(b"one")
+    first = cache_mod.image_digest(image)
+    assert cache_mod.image_digest(image) == first and len(calls) == 1
+    image.write_bytes(b"two, longer")
+    assert cache_mod.image_digest(image) != first and len(calls) == 2

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from ktstr.cli.root import cli
 from ktstr.kernel import fetch as fetch_module
-from ktstr.kernel.fake import FakeArchive, image_kernel_debs, split_kernel_debs
+from ktstr.testing.kernel import FakeArchive, image_kernel_debs, split_kernel_debs
 
 
 @pytest.fixture(autouse=True)

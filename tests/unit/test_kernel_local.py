@@ -10,9 +10,9 @@ import pytest
 
 from ktstr.errors import UserError
 from ktstr.kernel.cache import KernelCache, KernelSource
-from ktstr.kernel.fake import SCHED_EXT_CONFIG, fake_bzimage
 from ktstr.kernel.fetch import Fetcher
 from ktstr.kernel.local import bzimage_version_string, image_release, local_version
+from ktstr.testing.kernel import SCHED_EXT_CONFIG, fake_bzimage
 
 
 def test_bzimage_header() -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from pathlib import Path
 
 import pytest
 
 from ktstr.errors import UserError
 from ktstr.kernel.archive import PackageVersion
-from ktstr.kernel.cache import KernelCache
-from ktstr.kernel.fake import FakeArchive, image_kernel_debs, split_kernel_debs
+from ktstr.kernel.cache import CachedKernel, KernelCache, KernelSource
 from ktstr.kernel.fetch import Fetcher
 from ktstr.kernel.id import KernelId
+from ktstr.kernel.match import match_archive, nearest_versions
 from ktstr.kernel.packages import (
     Flavour,
     PackageLayout,
@@ -19,7 +21,8 @@ from ktstr.kernel.packages import (
     kernels_from_versions,
     parse_package_name,
 )
-from ktstr.kernel.resolve import match_archive, nearest_versions, resolve_kernel
+from ktstr.kernel.resolve import naming_spec, resolve_kernel
+from ktstr.testing.kernel import FakeArchive, image_kernel_debs, split_kernel_debs
 
 INDEX = [
     PackageVersion(package="linux-binary-7.2.9+deb13-amd64", version="7.2.9-1~bpo13+1",
@@ -170,3 +173,30 @@ def test_unknown_cache_key_lists_cached(tmp_path: Path) -> None:
     fetcher.fetch("7.2")
     with pytest.raises(UserError, match=r"cached keys: 7\.2\.13\+deb14-amd64"):
         fetcher.fetch("mykernel")
+
+
+def _entry(cache: KernelCache, key: str, version: str, source: KernelSource) -> CachedKernel:
+    entry = cache.root / key
+    entry.mkdir(parents=True)
+    (entry / "vmlinuz").write_bytes(b"k")
+    kernel = CachedKernel(key=key, version=version, source=source, image="vmlinuz",
+                          image_sha256=hashlib.sha256(b"k").hexdigest(), sched_ext=True,
+                          fetched_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+                          entry_dir=entry)
+    (entry / "metadata.json").write_text(kernel.model_dump_json())
+    return kernel
+
+
+def test_a_reproducer_names_a_built_kernel_by_its_cache_key(tmp_path: Path) -> None:
+    """A kernel built from a tree has the version of a Debian one: ``--kernel 7.2.13``
+    would rerun on the Debian kernel, so the reproducer must name the built one's key."""
+    cache = KernelCache(tmp_path)
+    debian = _entry(cache, "7.2.13+deb14-amd64", "7.2.13", KernelSource.DEBIAN)
+    built = _entry(cache, "7.2.13+build-4261b8864c", "7.2.13", KernelSource.TREE)
+    rerun = {naming_spec(k, "7.2", cache): k.key for k in (debian, built)}
+    for spec, key in rerun.items():  # each spec resolves back to the kernel it names
+        assert resolve_kernel(spec, fetcher=Fetcher(cache)).key == key
+    assert naming_spec(debian, "7.2", cache) == "7.2.13"
+    outside = built.model_copy(update={"in_cache": False})
+    assert naming_spec(outside, "/src/linux/arch/x86/boot/bzImage", cache) == \
+        "/src/linux/arch/x86/boot/bzImage"

@@ -103,7 +103,7 @@ def test_metric_check_constructors() -> None:
 )
 def test_bad_metric_checks(fields: dict[str, object], rule: str) -> None:
     with pytest.raises(ValidationError, match=rule):
-        MetricCheck(**fields)
+        MetricCheck.model_validate(fields)
 
 
 def test_metric_hint_defaults_and_polarity() -> None:

@@ -48,3 +48,13 @@ def test_check_mode_reports_a_stale_file(
     assert script["main"]([]) == 0
     assert stale.read_text(encoding="utf-8") == render_reference()
     assert script["main"](["--check"]) == 0
+
+
+def test_compare_doc_lists_every_metric_family() -> None:
+    from ktstr.results.metricdefs import default_metrics, with_metrics_table
+
+    text = (ROOT / "docs" / "compare.md").read_text(encoding="utf-8")
+    assert text == with_metrics_table(text), (
+        "docs/compare.md's metric table is stale: run python scripts/gen_reference.py")
+    for d in default_metrics():
+        assert f"`{d.template}`" in text, d.key

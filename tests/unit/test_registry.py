@@ -188,8 +188,8 @@ def test_entry_points_load_the_project_declarations(registry: Registry) -> None:
     registry.load_entry_points()
     names = {s.name for s in registry.schedulers()}
     assert {"eevdf", "scx_simple", "scx_qmap"} <= names
-    assert registry.origin("scheduler", "scx_simple") == "schedulers.examples"
-    assert registry.origin("payload", "stress-ng") == "payloads.builtin"
+    assert registry.origin("scheduler", "scx_simple") == "ktstr.schedulers.examples"
+    assert registry.origin("payload", "stress-ng") == "ktstr.payloads.builtin"
     # a second registry sees the same declarations: nothing was consumed
     again = default_registry()
     assert {s.name for s in again.schedulers()} == names
@@ -211,7 +211,7 @@ def test_an_extra_module_clashing_with_an_entry_point_is_rejected(
         "decl_mod_e", "from ktstr import declare_scheduler\ndeclare_scheduler(name='scx_simple')\n"
     )
     with pytest.raises(
-        DuplicateNameError, match=r"first in schedulers\.examples, again in decl_mod_e"
+        DuplicateNameError, match=r"first in ktstr\.schedulers\.examples, again in decl_mod_e"
     ):
         default_registry([name])
 
@@ -219,8 +219,8 @@ def test_an_extra_module_clashing_with_an_entry_point_is_rejected(
 def test_import_ktstr_registers_nothing() -> None:
     code = (
         "import sys, ktstr\n"
-        "assert 'schedulers.examples' not in sys.modules, 'schedulers loaded'\n"
-        "assert 'payloads.builtin' not in sys.modules, 'payloads loaded'\n"
+        "assert 'ktstr.schedulers.examples' not in sys.modules, 'schedulers loaded'\n"
+        "assert 'ktstr.payloads.builtin' not in sys.modules, 'payloads loaded'\n"
         "print(sorted(s.name for s in ktstr.Registry().schedulers()))\n"
     )
     done = subprocess.run(

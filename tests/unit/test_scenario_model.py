@@ -10,7 +10,8 @@ from pydantic import ValidationError
 import ktstr
 from ktstr.declare.topology import Topology
 from ktstr.errors import UnknownNameError, UserError
-from ktstr.image.testing import assert_golden, check_shell_syntax
+from ktstr.guest.protocol import ScenarioWire
+from ktstr.payloads.builtin import STRESS_NG
 from ktstr.scenario import (
     CANNED,
     CgroupDef,
@@ -27,8 +28,8 @@ from ktstr.scenario import (
     resolve_cpus,
 )
 from ktstr.scenario.cpuset import parse_cpulist
-from ktstr.scenario.render import render_scenario
-from payloads.builtin import STRESS_NG
+from ktstr.scenario.render import wire_plan
+from ktstr.testing.golden import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden" / "scenario"
 T1221 = Topology(1, 2, 2, 1)
@@ -91,7 +92,7 @@ def test_fluent_and_keyword_forms_build_the_same_frozen_value() -> None:
                         cpuset=CpusetSpec.llc(0), nice=5)
     assert fluent == keyword
     base = CgroupDef("cg_0")
-    assert base.workers(3) is not base and base.workers_ is None
+    assert base.workers(3) is not base and base.num_workers is None
     with pytest.raises(ValidationError):
         base.name = "x"  # type: ignore[misc]
     assert fluent.model_dump(by_alias=True)["workers"] == 2
@@ -100,7 +101,7 @@ def test_fluent_and_keyword_forms_build_the_same_frozen_value() -> None:
 def test_cgroup_rules() -> None:
     with pytest.raises(ValidationError, match=r"needs a priority 1\.\.99"):
         CgroupDef("rt", sched_policy=SchedPolicy.FIFO)
-    assert CgroupDef("rt").sched_policy(SchedPolicy.RR, 10).priority_ == 10
+    assert CgroupDef("rt").sched_policy(SchedPolicy.RR, 10).priority == 10
     with pytest.raises(ValidationError, match="only for fifo and rr"):
         CgroupDef("x", priority=3)
     with pytest.raises(ValidationError, match="no-internal-process"):
@@ -155,6 +156,26 @@ def _steps() -> Scenario:
     ], name="golden_steps")
 
 
+#: the ops the agent knows (ktstr/guest/native/scenario.c, run_op), with their arity
+AGENT_OPS = {"scn_cg_add": 4, "scn_cg_cpus": 4, "scn_spawn": 9, "scn_stop": 3,
+             "scn_cg_remove": 3, "scn_affinity": 4, "scn_move": 5, "scn_payload_run": None,
+             "scn_payload_wait": 3, "scn_payload_kill": 2}
+
+
+def _known_ops(wire: ScenarioWire) -> None:
+    for step in wire.steps:
+        for op in step.ops:
+            assert op[0] in AGENT_OPS, op
+            want = AGENT_OPS[op[0]]
+            assert want is None or len(op) == want, op
+
+
+def test_agent_knows_every_op_it_is_sent() -> None:
+    src = (Path(__file__).parents[2] / "ktstr/guest/native/scenario.c").read_text()
+    for name in AGENT_OPS:
+        assert f'"{name}"' in src, name
+
+
 def test_step_plan_tracks_cpusets_and_renders_valid_shell() -> None:
     plan = plan_scenario(_steps(), T1221, duration_s=5)
     cg = {c.name: c for c in plan.cgroups}
@@ -163,9 +184,9 @@ def test_step_plan_tracks_cpusets_and_renders_valid_shell() -> None:
     assert not cg["cg_2"].cpuset_ever and cg["cg_2"].workers == 1
     assert [s.hold_cs for s in plan.steps] == [200, 150, 50, 100]
     assert plan.steps[-1].loop_cs == 50
-    script = render_scenario(plan)
-    check_shell_syntax(script)
-    assert_golden(script, GOLDEN / "steps.sh")
+    wire = wire_plan(plan)
+    _known_ops(wire)
+    assert_golden(wire.model_dump_json(indent=1) + "\n", GOLDEN / "steps.json")
 
 
 def test_defs_plan_golden() -> None:
@@ -175,12 +196,13 @@ def test_defs_plan_golden() -> None:
     s = Scenario.from_defs([CgroupDef("cg_0", workers=3, cpuset=CpusetSpec.llc(0)), nested],
                            name="golden_defs")
     plan = plan_scenario(s, T1221, duration_s=4, default_workers=2)
-    script = render_scenario(plan)
-    check_shell_syntax(script)
-    assert_golden(script, GOLDEN / "defs.sh")
+    wire = wire_plan(plan)
+    _known_ops(wire)
+    assert_golden(wire.model_dump_json(indent=1) + "\n", GOLDEN / "defs.json")
     assert {c.name: c.workers for c in plan.cgroups} == {
         "cg_0": 3, "outer": 0, "outer/a": 1, "outer/b": 2}
-    assert "scn_spawn c3 outer/b 2 cpu_spin normal 0 -5 2-3" in script
+    ops = [op for step in wire.steps for op in step.ops]
+    assert ["scn_spawn", "c3", "outer/b", "2", "cpu_spin", "normal", "0", "-5", "2-3"] in ops
 
 
 def test_a_moved_cgroup_may_run_where_its_destination_allowed() -> None:
@@ -220,7 +242,7 @@ def test_every_canned_scenario_plans_and_renders(topo: Topology) -> None:
         assert s.name == name and s.canned
         plan = plan_scenario(s, topo, duration_s=5)
         assert abs(plan.total_s - 5) < 0.05, name
-        check_shell_syntax(render_scenario(plan), shells=(("busybox", "sh"),))
+        _known_ops(wire_plan(plan))
 
 
 def test_a_canned_cpuset_scenario_on_one_cpu_says_why_it_cannot_run() -> None:

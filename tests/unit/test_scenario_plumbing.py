@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from ktstr import EEVDF, Assert, CgroupDef, Topology
 from ktstr.cli import main
 from ktstr.declare.scheduler import Scheduler
-from ktstr.guest.native import GUEST_PATH
-from ktstr.run.image import base_spec
-from ktstr.run.params import run_files
+from ktstr.guest.native import AGENT_GUEST_PATH
+from ktstr.run.image import image_spec
+from ktstr.run.params import run_plan
 from ktstr.run.request import RunRequest
 from ktstr.scenario import Scenario, canned_scenario, request_fields
-from ktstr.scenario.render import GUEST_SCRIPT
-from ktstr.scenario.runner import checks_for, image_binaries, plan_for, segment_files
+from ktstr.scenario.runner import checks_for, plan_for, scenario_wire
 
 T = Topology(1, 2, 2, 1)
 
@@ -25,16 +23,16 @@ def _request(**kw: object) -> RunRequest:
     return RunRequest(scheduler=EEVDF, topology=T, duration_s=4, **kw)  # type: ignore[arg-type]
 
 
-def test_the_scenario_script_rides_in_the_run_segment() -> None:
+def test_the_scenario_rides_in_the_run_plan() -> None:
     req = _request(**request_fields([CgroupDef("cg_0").workers(3)]))
-    seg = segment_files(req)
-    script = seg[GUEST_SCRIPT].decode()
-    assert "scn_spawn c0 cg_0 3 cpu_spin normal 0 0 ''" in script
-    files = run_files(mode="run", scheduler=EEVDF, sched_args=[], workload="spin", workers=4,
-                      duration_s=4, attach_timeout_s=10, stop_timeout_s=5,
-                      scenario_files=seg)
-    assert files[GUEST_SCRIPT] == seg[GUEST_SCRIPT] and "/ktstr/params.sh" in files
-    assert segment_files(_request()) == {} and image_binaries(_request()) == {}
+    wire = scenario_wire(req)
+    assert wire is not None
+    assert ["scn_spawn", "c0", "cg_0", "3", "cpu_spin", "normal", "0", "0", ""] in \
+        wire.steps[0].ops
+    plan = run_plan(scheduler=EEVDF, sched_args=[], workload="spin", workers=4,
+                    duration_s=4, attach_timeout_s=10, stop_timeout_s=5, scenario=wire)
+    assert plan.scenario == wire
+    assert scenario_wire(_request()) is None
 
 
 def test_root_is_the_scheduler_cgroup_parent_and_workers_default_to_the_request() -> None:
@@ -45,12 +43,9 @@ def test_root_is_the_scheduler_cgroup_parent_and_workers_default_to_the_request(
     assert plan.root == "/sched/cells" and plan.cgroups[0].workers == 3
 
 
-def test_the_worker_binary_joins_the_base_image(tmp_path: Path) -> None:
-    fake = tmp_path / "ktstr-worker"
-    fake.write_bytes(b"\x7fELF")
-    spec = base_spec(scheduler=EEVDF, scheduler_binary=None,
-                     extra_binaries={GUEST_PATH: fake})
-    assert spec.binaries[GUEST_PATH] == fake
+def test_the_agent_with_its_worker_is_in_every_image() -> None:
+    spec = image_spec()
+    assert spec.binaries[AGENT_GUEST_PATH].name == "ktstr-agent"
 
 
 def test_checks_merge_defaults_scheduler_then_request() -> None:
@@ -94,9 +89,9 @@ def test_cli_run_rejects_an_unknown_scenario_before_booting(
 
 def test_payload_ops_are_judged_by_their_declared_checks() -> None:
     from ktstr.guest.protocol import Event
+    from ktstr.payloads.builtin import HACKBENCH, STRESS_NG
     from ktstr.scenario import Hold, Op, Step
     from ktstr.scenario.runner import payload_outcomes
-    from payloads.builtin import HACKBENCH, STRESS_NG
 
     s = Scenario.from_steps([
         Step(ops=[Op.add_cgroup(CgroupDef("a")),

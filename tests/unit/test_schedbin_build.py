@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import tarfile
 from pathlib import Path
@@ -12,12 +13,12 @@ import pytest
 
 from ktstr.errors import InfraError, UserError
 from ktstr.kernel.cache import KernelCache
-from ktstr.kernel.fake import FakeArchive, build_deb, split_kernel_debs
 from ktstr.schedbin.build import Toolchain
 from ktstr.schedbin.builder import Builder
-from ktstr.schedbin.cache import SchedulerCache
+from ktstr.schedbin.cache import BUILD_RECIPE, SchedulerCache
 from ktstr.schedbin.discover import discover_scheduler
 from ktstr.schedbin.source import SourceTrees
+from ktstr.testing.kernel import FakeArchive, build_deb, split_kernel_debs
 
 pytestmark = pytest.mark.skipif(
     any(shutil.which(t) is None for t in ("make", "gcc", "ar", "dpkg-deb")),
@@ -97,6 +98,21 @@ def test_build_caches_binaries_objects_and_tools(tmp_path: Path) -> None:
     found = discover_scheduler("scx_simple", "9.9.1+deb14-amd64", cache=builder.cache,
                                env={"PATH": ""})
     assert found == build.binary("scx_simple")
+
+
+def test_a_build_of_an_older_recipe_is_used_but_built_again(tmp_path: Path) -> None:
+    builder, _ = _builder(tmp_path)
+    build = builder.build_series("9.9")
+    assert build.recipe == BUILD_RECIPE and not build.stale
+    meta = build.entry_dir / "metadata.json"
+    raw = json.loads(meta.read_text())
+    del raw["recipe"]  # metadata written before recipes existed
+    meta.write_text(json.dumps(raw))
+    old = builder.cache.for_series("9.9")
+    assert old is not None and old.recipe == 1 and old.stale  # still found and usable
+    again = builder.build_series("9.9")
+    assert again.recipe == BUILD_RECIPE
+    assert json.loads(meta.read_text())["recipe"] == BUILD_RECIPE
 
 
 def test_failed_build_leaves_no_entry_and_shows_the_log(tmp_path: Path) -> None:

@@ -135,7 +135,8 @@ def test_command_lines() -> None:
     src, out = Path("/s"), Path("/o")
     assert make_argv(src, out, Path("/v"), Toolchain(jobs=3)) == [
         "make", "-C", "/s/tools/sched_ext", "-j3", "O=/o", "CLANG=clang-22",
-        "LLVM_STRIP=llvm-strip-22", "LLVM_CONFIG=llvm-config-22", "VMLINUX_BTF=/v"]
+        "LLVM_STRIP=llvm-strip-22", "LLVM_CONFIG=llvm-config-22", "SKIP_LLVM=1",
+        "SKIP_LIBBFD=1", "SKIP_CRYPTO=1", "VMLINUX_BTF=/v"]
     argv = veristat_argv(src, out, Path("/d/veristat"))
     assert argv[:2] == ["gcc", "-O2"]
     assert "/s/tools/testing/selftests/bpf/veristat.c" in argv

@@ -65,11 +65,18 @@ def test_has_active_scheduling_is_false_only_for_eevdf() -> None:
         (lambda: SchedulerSpec.path("scx_simple"), "path\\(\\) needs an absolute path"),
         (lambda: SchedulerSpec.kernel_builtin(enable=[]), "needs at least one enable command"),
         (
-            lambda: SchedulerSpec(kind=SpecKind.DISCOVER, name="a", enable=("x",)),
+            lambda: SchedulerSpec.model_validate(
+                {"kind": SpecKind.DISCOVER, "name": "a", "enable": ("x",)}),
             "belong to kernel_builtin\\(\\) only",
         ),
-        (lambda: SchedulerSpec(kind=SpecKind.EEVDF, name="a"), "belongs to discover\\(\\) only"),
-        (lambda: SchedulerSpec(kind=SpecKind.EEVDF, path_="/a"), "belongs to path\\(\\) only"),
+        (
+            lambda: SchedulerSpec.model_validate({"kind": SpecKind.EEVDF, "name": "a"}),
+            "belongs to discover\\(\\) only",
+        ),
+        (
+            lambda: SchedulerSpec.model_validate({"kind": SpecKind.EEVDF, "binary_path": "/a"}),
+            "belongs to path\\(\\) only",
+        ),
     ],
 )
 def test_inconsistent_specs_are_rejected(make: object, rule: str) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ktstr.results.model import Verdict
 from ktstr.sweep import guestout as g
 from ktstr.sweep.cells import KernelEntry, VerifierCell
-from ktstr.sweep.runner import Outcome
 from ktstr.sweep.verifier import VerifierDetail, judge_cell
 
 GOLDEN = Path(__file__).parent / "golden" / "sweep"
@@ -62,7 +62,7 @@ def test_sections_and_veristat_csv() -> None:
 def test_qmap_7_2_build_on_7_3_fails_with_the_kernels_reason() -> None:
     outcome, reasons, d = judge_cell(CELL, g.split_sections(QMAP_ON_73), has_object=True,
                                      base=base())
-    assert outcome is Outcome.FAIL
+    assert outcome is Verdict.FAIL
     why = "libbpf: struct_ops init_kern qmap_ops: Cannot find member cgroup_init in kernel BTF"
     assert d.failure_reason == why
     assert len(d.failed_programs) == 20 and not d.attached
@@ -75,7 +75,7 @@ def test_qmap_7_2_build_on_7_3_fails_with_the_kernels_reason() -> None:
 def test_pass_joins_veristat_with_the_running_schedulers_programs() -> None:
     outcome, reasons, d = judge_cell(CELL, g.split_sections(PASS_OUTPUT), has_object=True,
                                      base=base())
-    assert outcome is Outcome.PASS, reasons
+    assert outcome is Verdict.PASS, reasons
     sel = d.program("simple_select_cpu")
     assert sel is not None
     # the kernel keeps 15 characters of the name; bpftool's full name is used
@@ -87,11 +87,11 @@ def test_pass_joins_veristat_with_the_running_schedulers_programs() -> None:
 def test_missing_end_marker_is_an_error_and_no_rows_is_a_failure() -> None:
     cut = PASS_OUTPUT.split("@@ktstr-verify:sched_rc@@", maxsplit=1)[0]
     assert judge_cell(CELL, g.split_sections(cut), has_object=True, base=base())[0] \
-        is Outcome.ERROR
+        is Verdict.ERROR
     no_rows = PASS_OUTPUT.replace("scx_simple.bpf.o,simple", "x,").replace(",success,", ",")
     outcome, reasons, _ = judge_cell(CELL, g.split_sections(no_rows), has_object=True,
                                      base=base())
-    assert outcome is Outcome.FAIL and "veristat reported no programs" in reasons[0]
+    assert outcome is Verdict.FAIL and "veristat reported no programs" in reasons[0]
 
 
 def test_short_names_match_only_when_unique() -> None:

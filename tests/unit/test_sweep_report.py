@@ -8,14 +8,15 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from ktstr.cli.root import cli
+from ktstr.results.model import Verdict
 from ktstr.sweep.guestout import ProgVerdict
 from ktstr.sweep.report import column_groups, common_prefix, diff_sweeps, render, render_diff
-from ktstr.sweep.runner import CellResult, Outcome, write_summary
+from ktstr.sweep.runner import CellResult, write_summary
 from ktstr.sweep.verifier import ProgramStats, VerifierDetail
 
 
 def cell(kernel: str, preset: str, progs: dict[str, int | None],
-         outcome: Outcome = Outcome.PASS, loaded: int | None = None) -> CellResult:
+         outcome: Verdict = Verdict.PASS, loaded: int | None = None) -> CellResult:
     programs = [ProgramStats(name=n, verdict=ProgVerdict.FAILURE if v is None
                              else ProgVerdict.SUCCESS, insns=v or 0, loaded_insns=loaded)
                 for n, v in progs.items()]
@@ -26,7 +27,7 @@ def cell(kernel: str, preset: str, progs: dict[str, int | None],
                        reproducer=f"ktstr verifier --kernel {kernel}")
     return CellResult(id=f"verifier/scx_simple/{kernel}/{preset}", kind="verifier",
                       outcome=outcome, detail=d.model_dump(mode="json"),
-                      reasons=["boom"] if outcome is not Outcome.PASS else [],
+                      reasons=["boom"] if outcome is not Verdict.PASS else [],
                       cell={"scheduler": "scx_simple", "kernel": {"version": kernel},
                             "preset": preset})
 
@@ -35,7 +36,7 @@ RESULTS = [
     cell("7.2.13", "tiny-1llc", {"simple_enqueue": 42, "simple_init": 19}),
     cell("7.2.13", "smt-2llc", {"simple_enqueue": 44, "simple_init": 19}),
     cell("7.3.4", "tiny-1llc", {"simple_enqueue": 800_000, "simple_init": None},
-         Outcome.FAIL),
+         Verdict.FAIL),
 ]
 
 

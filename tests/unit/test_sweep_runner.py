@@ -10,10 +10,10 @@ import pytest
 from ktstr.errors import UserError
 from ktstr.sweep.runner import (
     CellResult,
-    Outcome,
     ProgressEvent,
     ResultStore,
     SweepCell,
+    Verdict,
     can_start,
     cell_file_name,
     eta_seconds,
@@ -39,7 +39,7 @@ class Cell(SweepCell):
 
 
 def ok(cell: Cell) -> CellResult:
-    return CellResult(id=cell.id, kind="test", outcome=Outcome.PASS)
+    return CellResult(id=cell.id, kind="test", outcome=Verdict.PASS)
 
 
 def test_can_start_respects_budget_cap_and_never_starves_a_big_cell() -> None:
@@ -65,7 +65,7 @@ def test_cells_run_in_parallel_within_the_budget(tmp_path: Path) -> None:
 
     cells = [Cell(name=f"c{i}", cpus=2) for i in range(4)]
     results = run_cells(cells, pair, kind="test", store=ResultStore(tmp_path), budget=4)
-    assert [r.outcome for r in results] == [Outcome.PASS] * 4
+    assert [r.outcome for r in results] == [Verdict.PASS] * 4
     assert peak[0] == 2
 
 
@@ -79,7 +79,7 @@ def test_a_raising_cell_is_an_error_cell_and_the_sweep_goes_on(tmp_path: Path) -
     events: list[ProgressEvent] = []
     results = run_cells(cells, flaky, kind="test", store=ResultStore(tmp_path), budget=1,
                         progress=events.append)
-    assert [r.outcome for r in results] == [Outcome.PASS, Outcome.ERROR, Outcome.PASS]
+    assert [r.outcome for r in results] == [Verdict.PASS, Verdict.ERROR, Verdict.PASS]
     assert results[1].reasons[0].startswith("RuntimeError: QEMU went away at ")
     assert results[1].cell == {"name": "bad", "cpus": 1}
     done = [e for e in events if e.kind == "done"]
@@ -101,11 +101,11 @@ def test_results_are_written_as_each_cell_completes(tmp_path: Path) -> None:
 
 def test_resume_skips_finished_cells_and_reruns_errors(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
-    store.write(CellResult(id="test/a", kind="test", outcome=Outcome.FAIL,
+    store.write(CellResult(id="test/a", kind="test", outcome=Verdict.FAIL,
                            cell={"name": "a", "cpus": 1}))
-    store.write(CellResult(id="test/b", kind="test", outcome=Outcome.ERROR,
+    store.write(CellResult(id="test/b", kind="test", outcome=Verdict.ERROR,
                            cell={"name": "b", "cpus": 1}))
-    store.write(CellResult(id="test/c", kind="test", outcome=Outcome.PASS,
+    store.write(CellResult(id="test/c", kind="test", outcome=Verdict.PASS,
                            cell={"name": "c", "cpus": 9}))  # a different cell now
     ran: list[str] = []
 
@@ -116,8 +116,8 @@ def test_resume_skips_finished_cells_and_reruns_errors(tmp_path: Path) -> None:
     cells = [Cell(name="a"), Cell(name="b"), Cell(name="c")]
     results = run_cells(cells, count, kind="test", store=store, budget=1, resume=True)
     assert ran == ["b", "c"]
-    assert results[0].outcome is Outcome.FAIL and results[0].resumed
-    assert [r.outcome for r in results[1:]] == [Outcome.PASS, Outcome.PASS]
+    assert results[0].outcome is Verdict.FAIL and results[0].resumed
+    assert [r.outcome for r in results[1:]] == [Verdict.PASS, Verdict.PASS]
     assert len(store.results()) == 3
 
 

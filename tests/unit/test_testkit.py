@@ -16,8 +16,8 @@ from ktstr.results.model import RunResult, SchedOutcome, Verdict
 from ktstr.run.request import RunRequest
 from ktstr.testkit import ktstr_test
 from ktstr.testkit.budget_select import Candidate, features, select
-from ktstr.testkit.decorator import spec_of
 from ktstr.testkit.execute import judge
+from ktstr.testkit.spec import spec_of
 from ktstr.testkit.variants import KernelChoice, expand_variants
 from ktstr.vm.budget import cpu_tokens
 
@@ -123,7 +123,7 @@ def test_budget_selection_covers_most_per_second() -> None:
 
 PLUGIN_TEST = '''
 from ktstr import ktstr_test
-from schedulers.examples import SCX_SIMPLE
+from ktstr.schedulers.examples import SCX_SIMPLE
 
 @ktstr_test(scheduler=SCX_SIMPLE, duration_s=2)
 def test_passes(ctx):
@@ -170,3 +170,31 @@ def test_plugin_end_to_end_with_a_scripted_run(
     assert passed["reproducer"] == "ktstr run ..."
     too_big = next(d for n, d in sidecars.items() if "test_too_big" in n)
     assert too_big["outcome"] == "skipped" and "host cannot hold" in too_big["message"]
+
+
+def test_a_vm_waiting_for_cpu_tokens_says_so(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run blocked behind other VMs said only 'booting ...' for over a minute; now it
+    says that it waits, for how many CPUs, and how long it waited."""
+    from ktstr.vm import budget
+
+    monkeypatch.setattr(budget, "QUIET_WAIT_S", 0.05)
+    said: list[str] = []
+    waiting = threading.Event()
+
+    def say(msg: str) -> None:
+        said.append(msg)
+        if msg.startswith("waiting"):
+            waiting.set()
+
+    def vm() -> None:
+        with cpu_tokens(1, 2, tmp_path, say=say):
+            pass
+
+    with cpu_tokens(2, 2, tmp_path):  # another VM holds every token
+        waiter = threading.Thread(target=vm)
+        waiter.start()
+        assert waiting.wait(10), said
+    waiter.join(10)
+    assert said[0].startswith("waiting for 1 of the 2 host CPUs"), said
+    assert said[-1].startswith("got 1 host CPU(s) after waiting"), said

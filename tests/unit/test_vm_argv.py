@@ -8,7 +8,7 @@ import pytest
 
 from ktstr.declare.presets import PRESETS, preset
 from ktstr.declare.topology import Topology
-from ktstr.image.testing import assert_golden
+from ktstr.testing.golden import assert_golden
 from ktstr.vm.argv import (
     Accel,
     TcgThreading,

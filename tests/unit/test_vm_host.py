@@ -70,3 +70,25 @@ def test_timeouts_scale_under_tcg_only(monkeypatch: pytest.MonkeyPatch) -> None:
     assert scaled_timeout(10, Accel.TCG, big) == 60 + 1.5 * 12
     monkeypatch.setenv("KTSTR_TIMEOUT_SCALE", "2")
     assert scaled_timeout(10, Accel.KVM, small) == 20
+
+
+# -- QEMU's own crash is an emulator fault, not the guest's doing --------------------------
+
+def test_qemu_abort_is_an_emulator_fault_that_names_qemus_last_words() -> None:
+    from ktstr.vm.machine import qemu_exit_gone
+    stderr = ("qemu-system-x86_64: warning: host doesn't support requested feature\n"
+              "qemu-system-x86_64: ../tcg/tcg.c:4042: tcg_reg_alloc_op: Assertion failed.\n")
+    gone = qemu_exit_gone(-6, stderr, "hello (boot)")
+    assert gone.kind == "emulator_fault"
+    assert "SIGABRT" in gone.detail and "hello (boot)" in gone.detail
+    assert "tcg_reg_alloc_op: Assertion failed" in gone.detail
+
+
+def test_qemu_killed_from_outside_or_exiting_is_not_an_emulator_fault() -> None:
+    from ktstr.vm.machine import qemu_exit_gone
+    killed = qemu_exit_gone(-9, "", "end of run")
+    assert killed.kind == "exited" and "SIGKILL" in killed.detail
+    assert "nothing on stderr" in killed.detail
+    plain = qemu_exit_gone(1, "qemu: could not load kernel\n", "hello (boot)")
+    assert plain.kind == "exited" and "code 1" in plain.detail
+    assert "could not load kernel" in plain.detail

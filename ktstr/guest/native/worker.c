@@ -570,7 +570,7 @@ static int run_cmd(int argc, char **argv)
 	return 0;
 }
 
-int main(int argc, char **argv)
+int worker_main(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "run"))
 		return run_cmd(argc, argv);
@@ -579,3 +579,11 @@ int main(int argc, char **argv)
 	fprintf(stderr, "usage: ktstr-worker run ... | ktstr-worker affinity CPULIST PID...\n");
 	return 2;
 }
+
+#ifndef KTSTR_AGENT
+/* built alone (ktstr-worker) rather than into ktstr-agent */
+int main(int argc, char **argv)
+{
+	return worker_main(argc, argv);
+}
+#endif

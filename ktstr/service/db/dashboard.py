@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from ktstr.declare.base import Frozen
+from ktstr.results.model import Verdict
 from ktstr.service.db.engine import Database
 from ktstr.service.db.tables import JobRow, WorkerRow
-from ktstr.service.states import JobState, Outcome
+from ktstr.service.states import JobState
 
 
 class JobLine(Frozen):
@@ -15,7 +16,7 @@ class JobLine(Frozen):
     plan_id: int
     cell: str
     state: JobState
-    outcome: Outcome | None
+    outcome: Verdict | None
     worker: str | None
     elapsed_s: float | None
     progress: float | None  # elapsed / (duration of the scenario), capped at 1
@@ -29,7 +30,7 @@ def _line(j: JobRow, worker: str | None, now: float) -> JobLine:
     expected = float(j.cell.get("duration_s") or j.timeout_s or 1.0)
     progress = min(1.0, max(0.0, elapsed / expected)) if elapsed is not None else None
     return JobLine(id=j.id, plan_id=j.plan_id, cell=_key(j), state=JobState(j.state),
-                   outcome=Outcome(j.outcome) if j.outcome else None, worker=worker,
+                   outcome=Verdict(j.outcome) if j.outcome else None, worker=worker,
                    elapsed_s=elapsed, progress=progress, reasons=list(j.reasons or []))
 
 
@@ -48,7 +49,7 @@ def running_jobs(db: Database, now: float, limit: int = 100) -> list[JobLine]:
 def recent_failures(db: Database, now: float, limit: int = 20) -> list[JobLine]:
     q = (select(JobRow, WorkerRow.name).outerjoin(WorkerRow, WorkerRow.id == JobRow.worker_id)
          .where(or_(JobRow.state.in_([JobState.FAILED.value, JobState.TIMED_OUT.value]),
-                    JobRow.outcome.in_([Outcome.FAIL.value, Outcome.ERROR.value])))
+                    JobRow.outcome.in_([Verdict.FAIL.value, Verdict.ERROR.value])))
          .order_by(JobRow.finished_at.desc(), JobRow.id.desc()).limit(limit))
     with db.read() as s:
         return [_line(j, w, now) for j, w in s.execute(q)]

@@ -7,17 +7,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from ktstr.contract import Assignment, Cell
 from ktstr.declare.base import Frozen
 from ktstr.errors import InfraError
 from ktstr.service.auth import Capability, Principal
 from ktstr.service.db.engine import Database
-from ktstr.service.db.jobs import _job_of, _move
+from ktstr.service.db.jobs import _job_of, _move, move_worker, requeue_or_fail
 from ktstr.service.db.plans import close_plan_if_done
 from ktstr.service.db.tables import JobRow, PlanRow, User, WorkerRow
 from ktstr.service.db.users import principal_of
-from ktstr.service.states import JobState
+from ktstr.service.settings import Settings
+from ktstr.service.states import JobState, WorkerState
+
+_ACTIVE = (JobState.ASSIGNED.value, JobState.RUNNING.value)
 
 
 class JobView(Frozen):
@@ -27,9 +31,10 @@ class JobView(Frozen):
 
 
 def dispatcher_principal(db: Database) -> Principal:
-    """The service acts for its dispatched SUTs as the first admin user."""
+    """The service acts for its dispatched SUTs as the first enabled admin user."""
     with db.read() as s:
-        for user in s.scalars(select(User).order_by(User.id)):
+        for user in s.scalars(select(User).where(User.disabled_at.is_(None))
+                              .order_by(User.id)):
             who = principal_of(user)
             if Capability.ADMIN in who.capabilities:
                 return who
@@ -68,3 +73,53 @@ def cancel_job(db: Database, job_id: int, attempt: int, worker: str, reason: str
             job.log_path = str(path)
         close_plan_if_done(s, job.plan_id, now)
         return JobState(job.state)
+
+
+class HeldJob(Frozen):
+    """A job a dispatched slot held when the previous service run stopped."""
+
+    job: Assignment
+    provider_ref: str | None
+    assigned_at: float | None
+    started: bool
+
+
+def reattach(db: Database, who: Principal, name: str, sutclass: str, settings: Settings,
+             now: float) -> tuple[int, list[HeldJob]]:
+    """Register a dispatched slot again *keeping* the jobs it holds (to re-attach to
+    them through their provider handle); returns its new session and those jobs."""
+    with db.write() as s:
+        w = s.scalar(select(WorkerRow).where(WorkerRow.name == name))
+        if w is None:
+            raise InfraError(f"no worker row {name!r} to re-attach")
+        who.require_owner(w.owner_id, f"worker {name!r}")
+        w.session += 1
+        move_worker(w, WorkerState.ONLINE)
+        w.registered_at = w.last_heartbeat = now
+        held = s.scalars(select(JobRow).where(JobRow.worker_id == w.id,
+                                              JobRow.state.in_(_ACTIVE))).all()
+        return w.session, [HeldJob(
+            job=Assignment(job_id=j.id, plan_id=j.plan_id, attempt=j.attempt,
+                           cell=Cell.model_validate(j.cell),
+                           timeout_s=j.timeout_s + settings.timeout_slack_s),
+            provider_ref=j.provider_ref, assigned_at=j.assigned_at,
+            started=j.state == JobState.RUNNING.value) for j in held]
+
+
+def record_handle(db: Database, job_id: int, attempt: int, ref: str) -> None:
+    """Remember a dispatched job's provider handle (``slurm:1234``) for re-attachment."""
+    with db.write() as s:
+        s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.attempt == attempt)
+                  .values(provider_ref=ref))
+
+
+def give_up(db: Database, job_id: int, attempt: int, worker: str, reason: str,
+            settings: Settings, now: float) -> JobState:
+    """A held job that cannot be re-attached: requeue it (or fail it after
+    ``max_tries``), as if its worker had been lost."""
+    with db.write() as s:
+        w = s.scalar(select(WorkerRow).where(WorkerRow.name == worker))
+        if w is None:
+            raise InfraError(f"no worker row {worker!r} for a dispatched job")
+        job = _job_of(s, db, job_id, w, attempt)
+        return requeue_or_fail(s, job, reason, settings, now)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
+from ktstr.contract import Cell
+from ktstr.results.model import Verdict
 from ktstr.service.db.engine import Database
 from ktstr.service.db.tables import JobRow, PlanFileRow, PlanRow, SutClassRow
 from ktstr.service.errors import Conflict, NotFound
 from ktstr.service.plan import Plan
-from ktstr.service.planner import Cell
 from ktstr.service.schemas import PlanFileOut
-from ktstr.service.states import JobState, Outcome
+from ktstr.service.states import JobState
 
 #: jobs ``plan-resubmit --failed-only`` runs again
 _FAILED_STATES = (JobState.FAILED.value, JobState.TIMED_OUT.value)
-_FAILED_OUTCOMES = (Outcome.FAIL.value, Outcome.ERROR.value)
+_FAILED_OUTCOMES = (Verdict.FAIL.value, Verdict.ERROR.value)
 
 
 def plan_files(db: Database, plan_id: int) -> list[PlanFileOut]:

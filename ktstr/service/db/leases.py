@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ktstr.declare.base import Frozen
@@ -16,10 +16,10 @@ from ktstr.service.auth import Principal
 from ktstr.service.db.engine import Database
 from ktstr.service.db.tables import JobRow, LeaseRow, SutClassRow, SutRow, User, WorkerRow
 from ktstr.service.errors import Conflict, NotFound
-from ktstr.service.leases import Kind, LeaseOut, Waiting, allocate
+from ktstr.service.leases import FreeSut, Kind, LeaseOut, Waiting, allocate
 from ktstr.service.schemas import ts
 from ktstr.service.settings import Settings
-from ktstr.service.states import JobState, LeaseState, require_lease_transition
+from ktstr.service.states import JobState, LeaseState, WorkerState, require_lease_transition
 
 _ACTIVE_JOBS = (JobState.ASSIGNED.value, JobState.RUNNING.value)
 
@@ -33,6 +33,7 @@ class LeaseFilter(Frozen):
 class LeaseSweep(Frozen):
     acquired: list[int] = []
     expired: list[int] = []
+    cancelled: list[int] = []
     freed_classes: list[int] = []
 
 
@@ -69,32 +70,52 @@ def waiting(s: Session, sutclass_id: int, limit: int) -> list[Waiting]:
 
 
 def acquire_on(s: Session, lease_id: int, sut_id: int, settings: Settings,
-               now: float) -> None:
-    lease = s.get(LeaseRow, lease_id)
-    assert lease is not None
+               now: float) -> bool:
+    """Give the SUT to the queued lease; False if another transaction granted or ended
+    the lease meanwhile (PostgreSQL: a claim and the reaper's sweep may both find it
+    first in line; the row lock makes one of them see it already acquired)."""
+    q = select(LeaseRow).where(LeaseRow.id == lease_id).execution_options(
+        populate_existing=True)
+    if s.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    lease = s.scalar(q)
+    if lease is None or lease.state != LeaseState.QUEUED.value:
+        return False
     _move(lease, LeaseState.ACQUIRED)
     lease.sut_id, lease.acquired_at = sut_id, now
     lease.expires_at = now + settings.lease_max_s
+    return True
 
 
 def allocate_class(s: Session, sutclass_id: int, settings: Settings, now: float) -> list[int]:
-    """Give free SUTs of the class to the queued leases whose turn it is."""
+    """Give free SUTs of the class to the queued leases whose turn it is; returns the
+    leases granted."""
     busy = busy_sut_ids(s, sutclass_id)
-    free = [i for i in s.scalars(select(SutRow.id).where(
+    served = set(s.scalars(select(WorkerRow.sut_id).where(
+        WorkerRow.state == WorkerState.ONLINE.value)))
+    free = [FreeSut(id=i, runs_jobs=i in served) for i in s.scalars(select(SutRow.id).where(
         SutRow.sutclass_id == sutclass_id, SutRow.present).order_by(SutRow.name))
         if i not in busy]
     if not free:
         return []
     grants = allocate(free, waiting(s, sutclass_id, len(free)))
-    for lease_id, sut_id in grants.items():
-        acquire_on(s, lease_id, sut_id, settings, now)
-    return list(grants)
+    return [lease_id for lease_id, sut_id in grants.items()
+            if acquire_on(s, lease_id, sut_id, settings, now)]
 
 
 def sweep(s: Session, settings: Settings, now: float) -> LeaseSweep:
-    """Expire overdue leases (their SUTs return to the pool), then allocate."""
+    """Expire overdue leases (their SUTs return to the pool), cancel queued leases whose
+    waiting client stopped polling, then allocate."""
     expired: list[int] = []
+    cancelled: list[int] = []
     freed: set[int] = set()
+    for lease in s.scalars(select(LeaseRow).where(
+            LeaseRow.state == LeaseState.QUEUED.value, LeaseRow.watched_until < now)).all():
+        _move(lease, LeaseState.CANCELLED)
+        lease.ended_at = now
+        lease.reason = ("its client stopped waiting for it (lease-acquire --wait "
+                        "interrupted or gone)")
+        cancelled.append(lease.id)
     for lease in s.scalars(select(LeaseRow).where(
             LeaseRow.state == LeaseState.ACQUIRED.value, LeaseRow.expires_at < now)).all():
         _move(lease, LeaseState.EXPIRED)
@@ -107,12 +128,14 @@ def sweep(s: Session, settings: Settings, now: float) -> LeaseSweep:
         LeaseRow.state == LeaseState.QUEUED.value).distinct()).all()
     for cls in classes:
         acquired += allocate_class(s, cls, settings, now)
-    return LeaseSweep(acquired=acquired, expired=expired, freed_classes=sorted(freed))
+    return LeaseSweep(acquired=acquired, expired=expired, cancelled=cancelled,
+                      freed_classes=sorted(freed))
 
 
 def request(db: Database, who: Principal, sutclass: str, priority: int, settings: Settings,
             now: float) -> tuple[int, int]:
-    """Queue a lease and try to allocate at once; (lease id, SUT class id)."""
+    """Queue a lease and try to allocate at once; (lease id, SUT class id). Only this
+    lease can be granted here (nothing else changed), so nobody else needs waking."""
     with db.write() as s:
         cls = s.scalar(select(SutClassRow).where(SutClassRow.name == sutclass))
         if cls is None or not cls.enabled:
@@ -137,8 +160,9 @@ def _load(s: Session, lease_id: int, who: Principal | None) -> LeaseRow:
 
 
 def release(db: Database, who: Principal, lease_id: int, settings: Settings,
-            now: float) -> int:
-    """Release (acquired) or cancel (queued) a lease; returns its SUT class id."""
+            now: float) -> tuple[int, list[int]]:
+    """Release (acquired) or cancel (queued) a lease; returns its SUT class id and the
+    queued leases granted the freed SUT."""
     with db.write() as s:
         lease = _load(s, lease_id, who)
         state = LeaseState(lease.state)
@@ -148,8 +172,16 @@ def release(db: Database, who: Principal, lease_id: int, settings: Settings,
         to = LeaseState.CANCELLED if state is LeaseState.QUEUED else LeaseState.RELEASED
         _move(lease, to)
         lease.ended_at, lease.reason = now, f"released by {who.name}"
-        allocate_class(s, lease.sutclass_id, settings, now)
-        return lease.sutclass_id
+        return lease.sutclass_id, allocate_class(s, lease.sutclass_id, settings, now)
+
+
+def watch(db: Database, lease_id: int, until: float) -> None:
+    """A client waits on the queued lease until ``until`` (its long-poll plus grace);
+    the sweep cancels the lease once that passes with no newer poll."""
+    with db.write() as s:
+        s.execute(update(LeaseRow).where(LeaseRow.id == lease_id,
+                                         LeaseRow.state == LeaseState.QUEUED.value)
+                  .values(watched_until=until))
 
 
 def renew(db: Database, who: Principal, lease_id: int, settings: Settings,
@@ -160,6 +192,27 @@ def renew(db: Database, who: Principal, lease_id: int, settings: Settings,
             raise Conflict(f"lease {lease_id} is {lease.state}; renewing it needs it to be "
                            "acquired")
         lease.expires_at = now + settings.lease_max_s
+
+
+def cancel_user_leases(s: Session, user_id: int, reason: str, settings: Settings,
+                       now: float) -> tuple[list[int], list[int], list[int]]:
+    """End a user's live leases (queued: cancelled, acquired: released) in the caller's
+    transaction. Returns (ended leases, leases granted the freed SUTs, their classes)."""
+    ended: list[int] = []
+    classes: set[int] = set()
+    for lease in s.scalars(select(LeaseRow).where(
+            LeaseRow.owner_id == user_id, LeaseRow.state.in_(
+                [LeaseState.QUEUED.value, LeaseState.ACQUIRED.value]))).all():
+        state = LeaseState(lease.state)
+        _move(lease, LeaseState.CANCELLED if state is LeaseState.QUEUED
+              else LeaseState.RELEASED)
+        lease.ended_at, lease.reason = now, reason
+        ended.append(lease.id)
+        classes.add(lease.sutclass_id)
+    granted: list[int] = []
+    for cls in sorted(classes):
+        granted += allocate_class(s, cls, settings, now)
+    return ended, granted, sorted(classes)
 
 
 def owner_of(db: Database, lease_id: int) -> int:

@@ -8,7 +8,9 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from ktstr.contract import Cell
 from ktstr.declare.base import Frozen
+from ktstr.results.model import Verdict
 from ktstr.service.auth import Principal
 from ktstr.service.db.engine import Database
 from ktstr.service.db.tables import (
@@ -23,13 +25,12 @@ from ktstr.service.db.tables import (
 from ktstr.service.errors import Conflict, NotFound
 from ktstr.service.eta import PendingJob, plan_eta
 from ktstr.service.plan import Plan
-from ktstr.service.planner import Cell
 from ktstr.service.schemas import JobOut, PlanOut, ts
 from ktstr.service.states import (
     TERMINAL_JOB_STATES,
     JobState,
-    Outcome,
     PlanState,
+    require_job_transition,
     require_plan_transition,
 )
 
@@ -88,7 +89,7 @@ def _plan_out(s: Session, row: PlanRow, owner: str, sutclass: str, now: float) -
     counts = {JobState(st): n for st, n in s.execute(
         select(JobRow.state, func.count()).where(JobRow.plan_id == row.id)
         .group_by(JobRow.state))}
-    outcomes = {Outcome(str(o)): n for o, n in s.execute(
+    outcomes = {Verdict(str(o)): n for o, n in s.execute(
         select(JobRow.outcome, func.count()).where(
             JobRow.plan_id == row.id, JobRow.outcome.is_not(None)).group_by(JobRow.outcome))}
     done = sum(n for st, n in counts.items() if st.terminal)
@@ -112,7 +113,8 @@ def _plan_out(s: Session, row: PlanRow, owner: str, sutclass: str, now: float) -
     return PlanOut(
         id=row.id, name=row.name, owner=owner, sutclass=sutclass, priority=row.priority,
         publish=row.publish, state=PlanState(row.state), total_jobs=row.total_jobs,
-        completed_jobs=done, job_states=counts, outcomes=outcomes,
+        completed_jobs=counts.get(JobState.COMPLETED, 0), job_states=counts,
+        outcomes=outcomes,
         queued_at=ts(row.queued_at),
         started_at=ts(row.started_at), completed_at=ts(row.completed_at), eta_s=eta)
 
@@ -148,10 +150,20 @@ def list_jobs(db: Database, plan_id: int, states: Collection[JobState] | None = 
         return [job_out(j, w) for j, w in s.execute(q)]
 
 
+def get_job(db: Database, job_id: int) -> JobOut:
+    with db.read() as s:
+        row = s.execute(select(JobRow, WorkerRow.name)
+                        .outerjoin(WorkerRow, WorkerRow.id == JobRow.worker_id)
+                        .where(JobRow.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        return job_out(row[0], row[1])
+
+
 def job_out(j: JobRow, worker: str | None) -> JobOut:
     return JobOut(
         id=j.id, plan_id=j.plan_id, seq=j.seq, cell=Cell.model_validate(j.cell),
-        state=JobState(j.state), outcome=Outcome(j.outcome) if j.outcome else None,
+        state=JobState(j.state), outcome=Verdict(j.outcome) if j.outcome else None,
         reasons=list(j.reasons or []), attempt=j.attempt, worker=worker,
         submitted_at=ts(j.submitted_at),
         assigned_at=ts(j.assigned_at), started_at=ts(j.started_at),
@@ -174,17 +186,22 @@ def update_priority(db: Database, plan_id: int, priority: int) -> None:
 def cancel_plan(db: Database, plan_id: int, now: float) -> int:
     """Cancel queued jobs at once; running ones finish. Returns how many were cancelled."""
     with db.write() as s:
-        row = _load_plan(s, plan_id, lock=not db.is_sqlite)
-        require_plan_transition(f"plan {plan_id}", PlanState(row.state), PlanState.CANCELLED)
-        queued = s.scalars(select(JobRow.id).where(
-            JobRow.plan_id == plan_id, JobRow.state == JobState.QUEUED.value)).all()
-        s.execute(update(JobRow).where(JobRow.id.in_(queued))
-                  .values(state=JobState.CANCELLED.value, finished_at=now))
-        row.state = PlanState.CANCELLED.value
-        row.cancel_requested = True
-        if not has_unfinished(s, plan_id):
-            row.completed_at = now
-        return len(queued)
+        return cancel_in_session(s, _load_plan(s, plan_id, lock=not db.is_sqlite), now)
+
+
+def cancel_in_session(s: Session, row: PlanRow, now: float) -> int:
+    """``cancel_plan`` inside the caller's write transaction."""
+    require_plan_transition(f"plan {row.id}", PlanState(row.state), PlanState.CANCELLED)
+    require_job_transition("a queued job", JobState.QUEUED, JobState.CANCELLED)
+    queued = s.scalars(select(JobRow.id).where(
+        JobRow.plan_id == row.id, JobRow.state == JobState.QUEUED.value)).all()
+    s.execute(update(JobRow).where(JobRow.id.in_(queued))
+              .values(state=JobState.CANCELLED.value, finished_at=now))
+    row.state = PlanState.CANCELLED.value
+    row.cancel_requested = True
+    if not has_unfinished(s, row.id):
+        row.completed_at = now
+    return len(queued)
 
 
 def has_unfinished(s: Session, plan_id: int) -> bool:

@@ -19,7 +19,9 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
+
+from ktstr.service.states import WorkerState, require_worker_start, require_worker_transition
 
 
 class Base(DeclarativeBase):
@@ -34,6 +36,10 @@ class User(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     capabilities: Mapped[str] = mapped_column(String(100))  # comma-separated, sorted
     created_at: Mapped[float] = mapped_column(Float)
+    #: set when an admin disables the user: its token is refused, its history stays
+    disabled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: the token is refused after this (``--token-ttl``); None: it does not expire
+    token_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class SutClassRow(Base):
@@ -68,6 +74,19 @@ class WorkerRow(Base):
     session: Mapped[int] = mapped_column(Integer)  # bumped at each register
     registered_at: Mapped[float] = mapped_column(Float)
     last_heartbeat: Mapped[float] = mapped_column(Float)
+
+    @validates("state")
+    def _guard_state(self, _key: str, value: str) -> str:
+        """Every change of a worker's state passes ``WORKER_TRANSITIONS`` (an
+        ``InvalidTransition`` naming the actual and the wanted state), so no code path
+        can skip the table. A bulk UPDATE does not come here: ``jobs.move_workers``
+        restricts its WHERE to the table's source states instead."""
+        wanted = WorkerState(value)
+        if self.state is None:  # a new row
+            require_worker_start(f"worker {self.name}", wanted)
+        else:
+            require_worker_transition(f"worker {self.name}", WorkerState(self.state), wanted)
+        return value
 
 
 class PlanRow(Base):
@@ -106,7 +125,7 @@ class JobRow(Base):
     priority: Mapped[int] = mapped_column(Integer)  # copy of the plan's, for the index
     submitted_at: Mapped[float] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(20))  # JobState
-    outcome: Mapped[str | None] = mapped_column(String(10), nullable=True)  # Outcome
+    outcome: Mapped[str | None] = mapped_column(String(10), nullable=True)  # Verdict
     reasons: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     timeout_s: Mapped[float] = mapped_column(Float)
@@ -120,6 +139,8 @@ class JobRow(Base):
     deadline: Mapped[float | None] = mapped_column(Float, nullable=True)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     log_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: a dispatched job's provider handle (``slurm:1234``), to re-attach after a restart
+    provider_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class PlanFileRow(Base):
@@ -160,3 +181,15 @@ class LeaseRow(Base):
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: a queued lease someone waits on (``lease-acquire --wait``) is cancelled when its
+    #: waiter has not polled by then; None: nobody waits, it stays queued
+    watched_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ServiceClock(Base):
+    """One row: when the service was last alive (the reaper stamps it every sweep)."""
+
+    __tablename__ = "service_clock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alive_at: Mapped[float] = mapped_column(Float)

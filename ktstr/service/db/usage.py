@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
+from ktstr.results.model import Verdict
 from ktstr.service.db.engine import Database
 from ktstr.service.db.tables import JobRow, LeaseRow, PlanRow, SutClassRow, SutRow, User, WorkerRow
-from ktstr.service.states import JobState, Outcome
+from ktstr.service.states import JobState
 from ktstr.service.usage import By, Interval, UsageRow, usage_report
 
 _FAILED_STATES = (JobState.FAILED.value, JobState.TIMED_OUT.value)
-_FAILED_OUTCOMES = (Outcome.FAIL.value, Outcome.ERROR.value)
+_FAILED_OUTCOMES = (Verdict.FAIL.value, Verdict.ERROR.value)
 
 
 def intervals(db: Database, lo: float, hi: float) -> tuple[list[Interval], dict[str, str]]:

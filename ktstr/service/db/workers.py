@@ -7,19 +7,21 @@ from sqlalchemy import select
 from ktstr import __version__
 from ktstr.service.auth import Principal
 from ktstr.service.db.engine import Database
-from ktstr.service.db.jobs import requeue_or_fail, worker_for
+from ktstr.service.db.jobs import move_worker, requeue_or_fail, worker_for
+from ktstr.service.db.leases import allocate_class
 from ktstr.service.db.tables import JobRow, SutClassRow, SutRow, User, WorkerRow
 from ktstr.service.errors import Conflict, NotFound
 from ktstr.service.schemas import (
     Heartbeat,
     HeartbeatReply,
+    WorkerGoodbye,
     WorkerOut,
     WorkerRegister,
     WorkerSession,
     ts,
 )
 from ktstr.service.settings import PROTOCOL_VERSION, Settings
-from ktstr.service.states import JobState, WorkerState
+from ktstr.service.states import WORKER_INITIAL, JobState, WorkerState
 
 _ACTIVE = (JobState.ASSIGNED.value, JobState.RUNNING.value)
 
@@ -49,13 +51,14 @@ def register(db: Database, who: Principal, req: WorkerRegister, settings: Settin
         if w is None:
             w = WorkerRow(name=req.name, sut_id=sut.id, owner_id=who.id, session=0,
                           registered_at=now, last_heartbeat=now,
-                          state=WorkerState.ONLINE.value, version=req.version)
+                          state=WORKER_INITIAL.value, version=req.version)
             s.add(w)
             s.flush()
         else:
             who.require_owner(w.owner_id, f"worker {req.name!r}")
         w.session += 1
-        w.state, w.version = WorkerState.ONLINE.value, req.version
+        move_worker(w, WorkerState.ONLINE)
+        w.version = req.version
         w.registered_at = w.last_heartbeat = now
         # whatever a previous run of this worker still held is lost with it
         held = s.scalars(select(JobRow).where(JobRow.worker_id == w.id,
@@ -78,7 +81,8 @@ def heartbeat(db: Database, who: Principal, name: str, hb: Heartbeat, now: float
             raise Conflict(f"worker {name!r} session {hb.session} was replaced by session "
                            f"{w.session}; register again")
         w.last_heartbeat = now
-        w.state = WorkerState.ONLINE.value
+        if w.state != WorkerState.ONLINE.value:
+            move_worker(w, WorkerState.ONLINE)
         if hb.job_id is None:
             return HeartbeatReply(abort=False)
         job = s.get(JobRow, hb.job_id)
@@ -87,6 +91,27 @@ def heartbeat(db: Database, who: Principal, name: str, hb: Heartbeat, now: float
         if not JobState(job.state).active:
             return HeartbeatReply(abort=True, reason=f"the job is {job.state}")
         return HeartbeatReply(abort=False)
+
+
+def goodbye(db: Database, who: Principal, name: str, req: WorkerGoodbye, settings: Settings,
+            now: float) -> tuple[WorkerOut, list[int], list[int]]:
+    """A clean stop: the worker goes ``offline``; a job it still held is requeued and
+    its SUT may go to a queued lease. Returns (the worker, requeued jobs, granted
+    leases)."""
+    with db.write() as s:
+        w = worker_for(s, name, who)
+        if req.session != w.session:
+            raise Conflict(f"worker {name!r} session {req.session} was replaced by session "
+                           f"{w.session}; nothing to stop")
+        move_worker(w, WorkerState.OFFLINE)
+        held = s.scalars(select(JobRow).where(JobRow.worker_id == w.id,
+                                              JobRow.state.in_(_ACTIVE))).all()
+        requeued = [j.id for j in held]
+        for j in held:
+            requeue_or_fail(s, j, f"worker {w.name} stopped", settings, now)
+        cls = s.scalar(select(SutRow.sutclass_id).where(SutRow.id == w.sut_id))
+        granted = allocate_class(s, cls, settings, now) if cls is not None else []
+    return next(x for x in list_workers(db) if x.name == name), requeued, granted
 
 
 def list_workers(db: Database) -> list[WorkerOut]:

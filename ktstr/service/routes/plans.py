@@ -22,11 +22,12 @@ from ktstr.service.db.plans import (
 )
 from ktstr.service.db.sutclasses import sutclass_ids
 from ktstr.service.db.users import users_by_name
-from ktstr.service.dispatch import DISPATCH_KEY
 from ktstr.service.errors import NotFound
-from ktstr.service.planner import expand
+from ktstr.service.planner import PlanError, expand
 from ktstr.service.schemas import JobOut, PlanOut, PlanSubmit, PlanUpdate
 from ktstr.service.states import JobState, PlanState
+from ktstr.service.storage import missing_uploads, plan_upload_refs
+from ktstr.service.wakeup import DISPATCH_KEY
 
 router = APIRouter()
 
@@ -35,7 +36,11 @@ DEFAULT_STATES = [PlanState.QUEUED, PlanState.RUNNING]
 
 @router.post("/plans", status_code=status.HTTP_201_CREATED)
 def plan_create(body: PlanSubmit, who: Exec, ctx: Ctx) -> PlanOut:
-    """Expand the plan into jobs and queue them."""
+    """Expand the plan into jobs and queue them. A plan that names ``upload:NAME`` files
+    must come through ``/plans/upload`` with them (422 here)."""
+    refs = plan_upload_refs(body.plan.model_dump(mode="json"))
+    if refs:
+        raise PlanError(missing_uploads(refs, ()))
     classes = sutclass_ids(ctx.db)
     cells = expand(body.plan, classes)
     priority = body.priority if body.priority is not None else (body.plan.priority or 0)

@@ -58,12 +58,15 @@ class Proc:
 
 
 def start_service(tmp: Path, db_url: str, sutclasses: Path, port: int = 0,
-                  log_name: str = "service.log") -> tuple[Proc, str]:
-    """``ktstr sched run`` on 127.0.0.1; returns the process and its URL."""
+                  log_name: str = "service.log",
+                  heartbeat_timeout: str = "1s") -> tuple[Proc, str]:
+    """``ktstr sched run`` on 127.0.0.1; returns the process and its URL. The short
+    heartbeat timeout lets lost-worker tests finish quickly; a test about something else
+    passes a longer one, so that a loaded host's late heartbeats do not lose its jobs."""
     log = tmp / log_name
     proc = Proc([*KTSTR, "sched", "run", "--host", "127.0.0.1", "--port", str(port),
                  "--database", db_url, "--storage", str(tmp / "storage"),
-                 "--sutclasses", str(sutclasses), "--heartbeat-timeout", "1s",
+                 "--sutclasses", str(sutclasses), "--heartbeat-timeout", heartbeat_timeout,
                  "--timeout-slack", "30s"], log)
 
     def listening() -> str | None:

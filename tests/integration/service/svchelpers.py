@@ -6,9 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ktstr.contract import Assignment
+from ktstr.results.model import Verdict
 from ktstr.service.client import ServiceClient
-from ktstr.service.schemas import Assignment, JobResultIn, WorkerSession
-from ktstr.service.states import Outcome
+from ktstr.service.schemas import JobResultIn, WorkerSession
 from ktstr.testing import ServiceThread
 
 T = TypeVar("T")
@@ -74,7 +75,7 @@ class FakeWorker:
     def start(self, job: Assignment) -> None:
         self.client.start_job(job.job_id, self.name, job.attempt)
 
-    def finish(self, job: Assignment, outcome: Outcome = Outcome.PASS,
+    def finish(self, job: Assignment, outcome: Verdict = Verdict.PASS,
                duration: float = 1.0, **extra: Any) -> str:
         return self.client.report(job.job_id, JobResultIn(
             worker=self.name, attempt=job.attempt, outcome=outcome, duration_s=duration,

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from chromium import CHROMIUM, dump_dom
 from svchelpers import FakeWorker, admin, plan_doc, user
 
+from ktstr.results.model import Verdict
 from ktstr.service.plan import format_duration
-from ktstr.service.states import Outcome
 from ktstr.testing import ServiceThread
-
-CHROMIUM = shutil.which("chromium")
-
-
-def dump_dom(url: str, profile: Path) -> str:
-    """The DOM Chromium renders for ``url`` (its process ends with the dump)."""
-    assert CHROMIUM
-    proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-         "--dump-dom", url],
-        capture_output=True, text=True, timeout=90, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup.sh)")
@@ -39,7 +25,7 @@ def test_dashboard_in_headless_chromium(service: ServiceThread, tmp_path: Path) 
         w1, w2 = FakeWorker(a, "demo-01"), FakeWorker(a, "demo-02")
         bad = w1.claim()
         assert bad is not None and bad.plan_id == failing.id
-        w1.run(bad, outcome=Outcome.FAIL, reasons=["starvation: cpu 3 idle 2.5s"])
+        w1.run(bad, outcome=Verdict.FAIL, reasons=["starvation: cpu 3 idle 2.5s"])
         running = w2.claim()
         assert running is not None
         w2.start(running)
@@ -95,3 +81,58 @@ def test_login_sets_a_cookie_and_bad_tokens_are_refused(service: ServiceThread) 
         http.get("/dashboard/logout")
         assert http.get("/dashboard").status_code == 401
         assert http.get("/", follow_redirects=False).headers["location"] == "/dashboard"
+
+
+REAL_RUN = Path(__file__).parents[2] / "unit" / "data" / "run-scx_qmap-error.json"
+
+
+def test_plan_and_job_pages_over_http(make_service: Any) -> None:
+    """Without a result store the pages show the service's own record and say so; an
+    unknown plan or job is a page saying so (404); a page needs a viewer."""
+    report = json.loads(REAL_RUN.read_text())
+    with make_service() as service, admin(service) as a, \
+            user(service, "alice", "exec,query") as alice:
+        plan = alice.submit_plan(plan_doc(schedulers=2, name="nightly"))
+        w = FakeWorker(a, "demo-01")
+        job = w.claim()
+        assert job is not None
+        w.run(job, outcome=Verdict.FAIL, reasons=report["reasons"],
+              details={"exit_code": 1, "report": report})
+        token = viewer_token(a)
+        check_pages(service.url, token, plan.id, job.job_id)
+
+
+def check_pages(url: str, token: str, plan_id: int, job_id: int) -> None:
+    with httpx.Client(base_url=url, params={"token": token}) as http:
+        page = http.get(f"/dashboard/plans/{plan_id}")
+        assert page.status_code == 200, page.text
+        assert "0/2 job(s) in the result store (the service has no --resultstore)" in page.text
+        assert f'<a class="pill v-fail" href="/dashboard/jobs/{job_id}"' in page.text
+        assert '<a class="pill v-none"' in page.text and ">queued</a>" in page.text
+        got = http.get(f"/dashboard/jobs/{job_id}")
+        assert got.status_code == 200
+        assert "from the service's own record (not published)" in got.text
+        assert '<div class="logblock debug-dump">' in got.text and "DEBUG DUMP" in got.text
+        assert f"log of {job_id}" in got.text  # the job's log, kept by the service
+        missing = http.get("/dashboard/plans/999")
+        assert missing.status_code == 404 and "no plan 999" in missing.text
+        assert http.get("/dashboard/jobs/999").status_code == 404
+    with httpx.Client(base_url=url) as anonymous:
+        assert anonymous.get(f"/dashboard/plans/{plan_id}").status_code == 401
+
+
+def test_an_unreadable_result_store_is_said_not_a_server_error(make_service: Any,
+                                                               tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'no-such-dir' / 'results.db'}"
+    with make_service(resultstore=store) as service, admin(service) as a:
+        plan = a.submit_plan(plan_doc())
+        w = FakeWorker(a, "demo-01")
+        job = w.claim()
+        assert job is not None
+        w.run(job, outcome=Verdict.PASS)
+        token = viewer_token(a)
+        with httpx.Client(base_url=service.url, params={"token": token}) as http:
+            for path in (f"/dashboard/plans/{plan.id}", f"/dashboard/jobs/{job.job_id}"):
+                page = http.get(path)
+                assert page.status_code == 200, page.text
+                assert 'id="store-error">the result store cannot be read' in page.text

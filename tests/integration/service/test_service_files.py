@@ -14,14 +14,15 @@ from click.testing import CliRunner
 from svchelpers import FakeWorker, admin, plan_doc, user, wait_until
 
 from ktstr.cli.root import cli
+from ktstr.contract import Assignment, JobResult
+from ktstr.results.model import Verdict
 from ktstr.service.client import RequestRejected, ServiceClient
 from ktstr.service.resultstore import ResultQuery, ResultStore
-from ktstr.service.schemas import Assignment
-from ktstr.service.states import JobState, Outcome, PlanState
+from ktstr.service.states import JobState, PlanState
+from ktstr.service.storage import kept_results
 from ktstr.service.uploads import local_uploads
 from ktstr.testing import ServiceThread
 from ktstr.worker.agent import Worker
-from ktstr.worker.runner import JobResult
 
 
 def _upload(svc: ServiceThread, files: list[tuple[str, bytes]], doc: dict[str, Any] | None
@@ -47,7 +48,7 @@ class FileReadingRunner:
             ) -> JobResult:
         files = {p.name: p.read_bytes() for p in (workdir / "files").glob("*")}
         self.seen.append((job.cell.kernel, files))
-        return JobResult(outcome=Outcome.PASS, duration_s=0.1, log="ran\n",
+        return JobResult(outcome=Verdict.PASS, duration_s=0.1, log="ran\n",
                          details={"kernel": job.cell.kernel})
 
 
@@ -81,15 +82,16 @@ def test_plan_exec_uploads_files_and_the_worker_gets_them(
         assert got == {"bzImage": b"kernel image bytes", "sched.conf": b"slice_us=500\n"}
         done = wait_until(lambda: a.plan(plan.id).state is PlanState.COMPLETED and
                           a.plan(plan.id), 10, "the plan to complete")
-        assert done.outcomes == {Outcome.PASS: 1}
+        assert done.outcomes == {Verdict.PASS: 1}
         job = a.jobs(plan.id)[0]
-        kept = svc.settings.results_dir / f"job-{job.id}" / "attempt-1"
-        assert (kept / "console.log").read_text() == "ran\n"
-        assert '"outcome": "pass"' in (kept / "result.json").read_text()
+        kept = {(r["job_id"], r["attempt"]): (r, log)
+                for r, log in kept_results(svc.settings.results_dir)}
+        record, log = kept[(job.id, 1)]
+        assert log == "ran\n" and record["outcome"] == "pass"
     with ResultStore(f"sqlite:///{tmp_path / 'results.db'}") as store:
         rows = store.query(ResultQuery(plan_id=plan.id))
     assert [(r.job_id, r.outcome, r.kernel) for r in rows] == [
-        (job.id, Outcome.PASS, "upload:bzImage")]
+        (job.id, Verdict.PASS, "upload:bzImage")]
 
 
 def test_upload_over_the_limit_is_413_naming_file_and_limit(make_service: Any) -> None:
@@ -142,9 +144,10 @@ def test_no_publish_keeps_results_out_of_the_store(make_service: Any, tmp_path: 
         for _ in range(2):
             job = w.claim()
             assert job is not None
-            w.run(job, outcome=Outcome.FAIL, reasons=["starvation: cpu 1"])
+            w.run(job, outcome=Verdict.FAIL, reasons=["starvation: cpu 1"])
+        kept = {r["job_id"] for r, _log in kept_results(svc.settings.results_dir)}
         for p in (quiet, loud):
-            assert (svc.settings.results_dir / f"job-{a.jobs(p.id)[0].id}").is_dir()
+            assert a.jobs(p.id)[0].id in kept
     result = CliRunner().invoke(cli, ["result", "list", "--resultstore", url])
     assert result.exit_code == 0, result.output
     assert f"\n1   {loud.id}" in result.output and "fail" in result.output
@@ -160,7 +163,7 @@ def test_resubmit_failed_only_and_paged_history(service: ServiceThread) -> None:
     with user(service, "alice", "exec,query,lease") as alice:
         plan = alice.submit_plan(plan_doc(schedulers=3))
         w = FakeWorker(alice, "demo-01")
-        outcomes = [Outcome.PASS, Outcome.FAIL, Outcome.ERROR]
+        outcomes = [Verdict.PASS, Verdict.FAIL, Verdict.ERROR]
         for outcome in outcomes:
             job = w.claim()
             assert job is not None

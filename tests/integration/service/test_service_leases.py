@@ -74,7 +74,9 @@ def test_leased_sut_gets_no_jobs_and_priority_decides(service: ServiceThread) ->
 
 
 def test_expiry_returns_the_sut(make_service: object) -> None:
-    with make_service(lease_max_s=1.0) as svc, admin(svc) as a:  # type: ignore[operator]
+    # long enough that the first claim is made while the lease surely holds, on a loaded
+    # machine too (CI saw a 1 s lease expire before it); the expiry is then waited for
+    with make_service(lease_max_s=5.0) as svc, admin(svc) as a:  # type: ignore[operator]
         lease = a.acquire_lease("other")
         assert lease.state is LeaseState.ACQUIRED
         renewed = a.renew_lease(lease.id)
@@ -83,7 +85,7 @@ def test_expiry_returns_the_sut(make_service: object) -> None:
         w = FakeWorker(a, "other-01", "other")
         a.submit_plan(plan_doc(sutclass="other"))
         assert w.claim() is None
-        job = w.claim(wait=10)  # woken when the lease expires
+        job = w.claim(wait=20)  # woken when the lease expires
         assert job is not None
         gone = a.lease(lease.id)
         assert gone.state is LeaseState.EXPIRED and gone.reason

@@ -42,7 +42,17 @@ ENDPOINTS: dict[str, tuple[str | None, Call]] = {
     "job-start": ("lease", lambda c, f: c.start_job(f["job2"], "demo-01", 1)),
     "job-result": ("lease", lambda c, f: c.call("POST", f"/jobs/{f['job2']}/result", json={
         "worker": "demo-01", "attempt": 1, "outcome": "pass", "duration_s": 1})),
+    "user-list": ("admin", lambda c, f: c.users()),
+    "user-disable": ("admin", lambda c, f: c.disable_user(f["victim"])),
+    "token-rotate-self": (None, lambda c, f: _rotate_self(c)),
+    "token-rotate-other": ("admin", lambda c, f: c.rotate_token(f["victim"])),
 }
+
+
+def _rotate_self(c: ServiceClient) -> None:
+    """Rotate the caller's own token and keep using the new one."""
+    fresh = c.rotate_token(c.whoami().name)
+    c._http.headers["Authorization"] = f"Bearer {fresh.token}"
 
 #: endpoints acting on an owned plan or worker: others than the owner get 403
 OWNED = {"plan-update", "plan-cancel", "worker-heartbeat", "worker-claim", "job-start",
@@ -66,8 +76,10 @@ def _fixtures(owner: ServiceClient, n: int) -> dict[str, Any]:
     w.run(first)
     second = w.claim()
     assert second is not None
+    with admin_of(owner) as a:
+        victim = a.create_user(f"victim{n}", ["query"]).name
     return {"plan": plan.id, "job": first.job_id, "job2": second.job_id,
-            "session": w.session.session, "n": n}
+            "session": w.session.session, "n": n, "victim": victim}
 
 
 _ADMIN: dict[str, str] = {}

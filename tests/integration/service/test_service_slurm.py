@@ -6,20 +6,29 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from slurmctl import SlurmCluster, slurm_missing
 from svchelpers import admin, plan_doc, wait_until
 
+from ktstr.results.model import Verdict
 from ktstr.service.client import ServiceClient
 from ktstr.service.schemas import JobOut
-from ktstr.service.states import JobState, Outcome, PlanState
+from ktstr.service.states import JobState, PlanState
 from ktstr.testing import ServiceThread
 
 SCRIPT = {"default": {"seconds": 0.2}, "schedulers": {"scx_slow": {"seconds": 300}}}
+
+
+def _script(tmp_path: Path) -> dict[str, object]:
+    """``scx_gated`` runs until the test creates its gate file (at most 10 minutes)."""
+    return {**SCRIPT, "schedulers": {
+        **SCRIPT["schedulers"],  # type: ignore[dict-item]
+        "scx_gated": {"seconds": 600, "until_file": str(tmp_path / "gate")}}}
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +55,7 @@ def db_url(tmp_path: Path) -> str:  # Slurm is the subject here; SQLite is enoug
 @pytest.fixture
 def sutclasses_file(tmp_path: Path, slurm: SlurmCluster) -> Path:
     command = [sys.executable, "-m", "ktstr.worker.runcell", "--runner", "scripted",
-               "--script", json.dumps(SCRIPT)]
+               "--script", json.dumps(_script(tmp_path))]
     doc = [{"sutclass": "cluster", "type": "slurm",
             "params": {"partition": "debug", "max_jobs": 2, "slurm_conf": str(slurm.conf),
                        "spool": str(tmp_path / "slurm-spool"), "command": command}}]
@@ -84,7 +93,7 @@ def test_plan_runs_through_sbatch(service: ServiceThread, slurm: SlurmCluster) -
         plan = c.submit_plan(plan_doc(sutclass="cluster", schedulers=2))
         done = wait_until(lambda: (p := c.plan(plan.id)).state is PlanState.COMPLETED and p,
                           60, "the plan to complete through Slurm")
-        assert done.outcomes == {Outcome.PASS: 2}
+        assert done.outcomes == {Verdict.PASS: 2}
         jobs = c.jobs(plan.id)
         assert {j.worker for j in jobs} <= {"cluster.1", "cluster.2"}
         for j in jobs:
@@ -114,3 +123,32 @@ def test_plan_cancel_scancels_the_slurm_job(service: ServiceThread,
         "cancelled: its plan was cancelled"]
     state = slurm.run("scontrol", "show", "job", "--oneliner", slurm_id)
     assert "JobState=CANCELLED" in state, state
+
+
+def test_restart_reattaches_to_the_slurm_job(make_service: Callable[..., Any],
+                                             slurm: SlurmCluster, tmp_path: Path) -> None:
+    """The service stops while its Slurm job runs: the job is left running, and the
+    next start follows the same Slurm job (same attempt, no requeue) to its result."""
+    with make_service() as svc, admin(svc) as c:
+        token = svc.admin_token
+        doc = plan_doc(sutclass="cluster")
+        doc["runs"][0]["schedulers"] = ["scx_gated"]
+        plan_id = c.submit_plan(doc).id
+        job = _running(c, plan_id)
+        slurm_id = _slurm_id(slurm, job)
+    # the service is gone; its Slurm job is not
+    state = slurm.run("scontrol", "show", "job", "--oneliner", slurm_id)
+    assert "JobState=RUNNING" in state, state
+    assert token
+    with make_service() as again, ServiceClient(again.url, token) as c:
+        assert again.admin_token is None  # same database
+        (held,) = c.jobs(plan_id)
+        assert held.state is JobState.RUNNING and held.attempt == 1, held
+        (tmp_path / "gate").touch()
+        done = _ended(c, plan_id)
+        text = c.job_log(done.id)
+    assert done.state is JobState.COMPLETED and done.outcome is Verdict.PASS, done
+    assert done.attempt == 1 and done.worker == job.worker
+    assert text.count(f"ktstr job {job.id} on {slurm.host}") == 1  # one sbatch, not two
+    assert "JobState=COMPLETED" in slurm.run("scontrol", "show", "job", "--oneliner",
+                                             slurm_id)

@@ -17,7 +17,8 @@ import yaml
 from sshd import SSHD, Sshd
 from svchelpers import admin, plan_doc, wait_until
 
-from ktstr.service.states import JobState, Outcome, PlanState
+from ktstr.results.model import Verdict
+from ktstr.service.states import JobState, PlanState
 from ktstr.testing import ServiceThread
 
 pytestmark = pytest.mark.skipif(not SSHD.exists() or os.geteuid() != 0,
@@ -60,7 +61,7 @@ def test_plan_runs_over_ssh_through_the_service(service: ServiceThread) -> None:
         done = wait_until(lambda: (p := c.plan(plan.id)).state is PlanState.COMPLETED and p,
                           60, "the plan to complete over ssh")
         jobs = c.jobs(plan.id)
-        assert done.outcomes == {Outcome.PASS: 2}
+        assert done.outcomes == {Verdict.PASS: 2}
         assert all(j.state is JobState.COMPLETED and j.worker == "ssh-01" and j.attempt == 1
                    for j in jobs), jobs
         for j in jobs:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from procs import KTSTR
 from svchelpers import FakeWorker, admin, plan_doc
 
-from ktstr.service.states import Outcome
+from ktstr.results.model import Verdict
 from ktstr.testing import ServiceThread
 
 
@@ -25,7 +25,7 @@ def test_usage_by_sut_user_and_class(service: ServiceThread) -> None:
         w.run(first)
         job = w.claim()
         assert job is not None
-        w.run(job, outcome=Outcome.FAIL)
+        w.run(job, outcome=Verdict.FAIL)
         lease = a.acquire_lease("other")
         end = datetime.now(UTC) + timedelta(seconds=1)
         rows = {r.key: r for r in a.usage("sut", start, end)}

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from ktstr.contract import JobResult, parse_result, result_line
+from ktstr.results.model import Verdict
 from ktstr.service.dispatch import result_of
 from ktstr.service.providers.base import ProviderState, ProviderStatus
-from ktstr.service.states import Outcome
 from ktstr.service.sutclasses import (
     Dispatch,
     SlurmClass,
@@ -17,8 +18,6 @@ from ktstr.service.sutclasses import (
     SutClassesError,
     parse_sutclasses,
 )
-from ktstr.worker.runcell import parse_result, result_line
-from ktstr.worker.runner import JobResult
 
 YAML = """\
 - sutclass: lab
@@ -63,16 +62,16 @@ def test_errors_name_the_entry(text: str, expected: str) -> None:
 
 
 def test_result_line_round_trips() -> None:
-    res = JobResult(outcome=Outcome.FAIL, reasons=["starved"], duration_s=2.0, log="x")
+    res = JobResult(outcome=Verdict.FAIL, reasons=["starved"], duration_s=2.0, log="x")
     text = f"ktstr-runcell pid 7\nlog\n{result_line(res)}\n"
     assert parse_result(text) == res.model_copy(update={"log": ""})
     assert parse_result("no result here\n") is None
 
 
 def test_result_of_final_states() -> None:
-    ok = f"log\n{result_line(JobResult(outcome=Outcome.PASS, duration_s=1.0))}\n"
+    ok = f"log\n{result_line(JobResult(outcome=Verdict.PASS, duration_s=1.0))}\n"
     rep = result_of(ProviderStatus(state=ProviderState.COMPLETED, exit_code=0), ok, "w", 1, 9)
-    assert rep.outcome is Outcome.PASS and not rep.failed and rep.duration_s == 1.0
+    assert rep.outcome is Verdict.PASS and not rep.failed and rep.duration_s == 1.0
     bare = result_of(ProviderStatus(state=ProviderState.COMPLETED, exit_code=0), "", "w", 1, 3)
     assert bare.failed and bare.reasons == [
         "the remote command exited 0 without a ktstr-result line"]

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from ktstr.contract import CellKind
 from ktstr.service.plan import format_duration, parse_duration
-from ktstr.service.planner import CellKind, PlanError, expand, parse_plan
+from ktstr.service.planner import PlanError, expand, parse_plan
 
 CLASSES = {"demo", "other"}
 

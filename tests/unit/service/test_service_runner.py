@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from ktstr.contract import Assignment, Cell, CellKind
 from ktstr.errors import UserError
-from ktstr.service.planner import Cell, CellKind
-from ktstr.service.schemas import Assignment, JobResultIn
-from ktstr.service.states import Outcome
+from ktstr.results.model import Verdict
+from ktstr.service.schemas import JobResultIn
 from ktstr.testing import RunnerScript, Script, ScriptedRunner
 from ktstr.worker.runner import KtstrRunner, cell_argv, parse_verdict
 from ktstr.worker.spool import Pending, Spool
@@ -42,9 +42,9 @@ def test_cell_argv() -> None:
 
 def test_parse_verdict() -> None:
     assert parse_verdict('{"verdict": "fail", "reasons": ["gap 3s"]}')[:2] == (  # type: ignore[index]
-        Outcome.FAIL, ["gap 3s"])
+        Verdict.FAIL, ["gap 3s"])
     noisy = 'booting\n{"verdict": "pass", "reasons": []}\n'
-    assert parse_verdict(noisy)[0] is Outcome.PASS  # type: ignore[index]
+    assert parse_verdict(noisy)[0] is Verdict.PASS  # type: ignore[index]
     assert parse_verdict("no json here") is None
     assert parse_verdict('{"verdict": "maybe"}') is None
 
@@ -60,9 +60,22 @@ def test_ktstr_runner_reads_the_verdict(tmp_path: Path) -> None:
     exe = fake_ktstr(tmp_path, 'echo "$@" >&2\n'
                      'echo \'{"verdict": "fail", "reasons": ["starved"]}\'\nexit 1')
     result = KtstrRunner(exe).run(job(), tmp_path / "w", threading.Event())
-    assert (result.outcome, result.failed, result.reasons) == (Outcome.FAIL, False, ["starved"])
+    assert (result.outcome, result.failed, result.reasons) == (Verdict.FAIL, False, ["starved"])
     assert result.details["exit_code"] == 1
     assert "run --kernel 7.2 --scheduler scx_a" in result.log
+
+
+def test_ktstr_runner_reports_a_flaky_fail_as_such(tmp_path: Path) -> None:
+    exe = fake_ktstr(tmp_path, 'echo \'{"verdict": "fail", "reasons": ["ejected"], '
+                     '"repro": {"status": "flaky"}}\'\nexit 1')
+    result = KtstrRunner(exe).run(job(), tmp_path / "w", threading.Event())
+    assert result.outcome is Verdict.FAIL
+    assert result.reasons == ["flaky: the failure did not recur in its traced rerun",
+                              "ejected"]
+    exe = fake_ktstr(tmp_path, 'echo \'{"verdict": "fail", "reasons": ["ejected"], '
+                     '"repro": {"status": "reproduced"}}\'\nexit 1')
+    assert KtstrRunner(exe).run(job(), tmp_path / "w2", threading.Event()).reasons == [
+        "ejected"]
 
 
 def test_ktstr_runner_without_verdict_fails(tmp_path: Path) -> None:
@@ -82,18 +95,29 @@ def test_ktstr_runner_cancel_ends_the_process(tmp_path: Path) -> None:
 
 
 def test_ktstr_runner_verifier_reads_its_file(tmp_path: Path) -> None:
-    exe = fake_ktstr(tmp_path, 'for a; do last="$a"; done\n'
-                     'echo \'{"verdict": "pass", "reasons": []}\' > "$last"')
-    result = KtstrRunner(exe).run(job(cell(kind=CellKind.VERIFIER)), tmp_path / "w",
-                                  threading.Event())
-    assert result.outcome is Outcome.PASS
+    """What ``ktstr verifier --json FILE`` really writes (the sweep summary: cells, no
+    top-level verdict); a fake that wrote a verdict line hid that every verifier job on
+    the service came back 'without a JSON verdict'."""
+    from ktstr.sweep.runner import CellResult, write_summary
+
+    for outcome, want in ((Verdict.PASS, Verdict.PASS), (Verdict.FAIL, Verdict.FAIL)):
+        summary = tmp_path / f"summary-{outcome.value}.json"
+        write_summary(summary, "verifier", [CellResult(
+            id="verifier/scx_a/7.2.13/tiny-1llc", kind="verifier", outcome=outcome,
+            reasons=[] if outcome is Verdict.PASS else ["verifier rejected dispatch"])])
+        exe = fake_ktstr(tmp_path, f'for a; do last="$a"; done\ncp {summary} "$last"')
+        result = KtstrRunner(exe).run(job(cell(kind=CellKind.VERIFIER)),
+                                      tmp_path / f"w-{outcome.value}", threading.Event())
+        assert result.outcome is want, result.reasons
+        assert result.reasons == ([] if want is Verdict.PASS
+                                  else ["verifier rejected dispatch"])
 
 
 def test_scripted_runner() -> None:
     runner = ScriptedRunner(RunnerScript(schedulers={"scx_a": Script(
-        outcome=Outcome.FAIL, reasons=["nope"])}))
+        outcome=Verdict.FAIL, reasons=["nope"])}))
     result = runner.run(job(), Path("/nonexistent"), threading.Event())
-    assert (result.outcome, result.reasons) == (Outcome.FAIL, ["nope"])
+    assert (result.outcome, result.reasons) == (Verdict.FAIL, ["nope"])
     assert runner.calls == [5]
     slow = ScriptedRunner(RunnerScript(default=Script(seconds=60)))
     cancel = threading.Event()
@@ -107,7 +131,7 @@ def test_scripted_runner() -> None:
 
 def test_spool_roundtrip(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "results")
-    pending = Pending(job_id=3, result=JobResultIn(worker="w", attempt=2, outcome=Outcome.PASS,
+    pending = Pending(job_id=3, result=JobResultIn(worker="w", attempt=2, outcome=Verdict.PASS,
                                                    duration_s=1.0, log="x"))
     spool.save(pending)
     (tmp_path / "results" / "job-9-attempt-1.json").write_text("garbage")

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from ktstr.contract import Cell, CellKind
 from ktstr.errors import UserError
-from ktstr.service.planner import Cell, CellKind
 from ktstr.service.storage import (
     BadUploadName,
     FileStore,
     UploadTooLarge,
     check_upload_name,
+    keep_job_result,
+    kept_results,
     missing_uploads,
     plan_upload_refs,
 )
@@ -85,3 +87,17 @@ def test_localize_cell() -> None:
     local = localize_cell(cell, {"bzImage": Path("/w/files/bzImage")})
     assert local.kernel == "/w/files/bzImage" and local.scheduler == "scx_simple"
     assert localize_cell(cell, {}) == cell
+
+
+def test_kept_results_are_lines_in_a_file_per_day(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    day = 1_764_547_200.0  # 2025-12-01 00:00 UTC
+    first = keep_job_result(root, day + 10, '{"job_id":1,"attempt":1}', "log one\n")
+    keep_job_result(root, day + 20, '{"job_id":2,"attempt":1}', "")
+    nextday = keep_job_result(root, day + 86_400, '{"job_id":3,"attempt":2}', "é\x00")
+    assert first.name == "2025-12-01.jsonl" and nextday.name == "2025-12-02.jsonl"
+    with first.open("ab") as out:  # a line cut short (the disk filled up)
+        out.write(b'{"record":{"job_id":4')
+    assert list(kept_results(root)) == [({"job_id": 1, "attempt": 1}, "log one\n"),
+                                        ({"job_id": 2, "attempt": 1}, ""),
+                                        ({"job_id": 3, "attempt": 2}, "é\x00")]
