@@ -24,8 +24,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, TypeVar
 
-from qemu.qmp.legacy import QEMUMonitorProtocol
-
 from ktstr.declare.base import Frozen
 from ktstr.errors import InfraError
 from ktstr.guest.console import ConsoleEvent, ConsoleEventKind, ConsoleParser
@@ -33,6 +31,7 @@ from ktstr.guest.protocol import BadMessage, GuestMessage, parse_message
 from ktstr.vm.argv import Accel, VmConfig, qemu_argv
 from ktstr.vm.outcome import VmOutcome
 from ktstr.vm.process import pdeathsig_preexec, stop_process
+from ktstr.vm.qmp import QmpChannel
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +133,7 @@ class Vm:
         self.returncode: int | None = None
         self.started_at = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
-        self._qmp: QEMUMonitorProtocol | None = None
+        self._qmp: QmpChannel | None = None
         self._qmp_sock: socket.socket | None = None
         self._results: socket.socket | None = None
         self._threads: list[threading.Thread] = []
@@ -200,7 +199,7 @@ class Vm:
             self.shutdown()
             raise
         self._spawn("results", self._read_results, self._results)
-        self._qmp = QEMUMonitorProtocol(ours)
+        self._qmp = QmpChannel(ours, self.name)
         try:
             self._qmp.connect(negotiate=True)
         except Exception as exc:
@@ -391,8 +390,6 @@ class Vm:
             try:
                 ev = self._qmp.pull_event(wait=left)
             except TimeoutError:
-                return None
-            if ev is None:
                 return None
             data = ev.get("data")
             data = data if isinstance(data, dict) else {}
