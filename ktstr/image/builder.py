@@ -82,8 +82,11 @@ class ImageSpec(Frozen):
     directories: tuple[str, ...] = ()
     compression: Compression = Compression.NONE
     library_search: elf.LibrarySearch = elf.LibrarySearch()
+    #: libraries an image below this one already holds (guest path -> host file): the
+    #: closure leaves out each one it would take from that same host file
+    provided: dict[str, Path] = {}
 
-    _v_binaries = field_validator("binaries", "files")(_guest_keys)
+    _v_binaries = field_validator("binaries", "files", "provided")(_guest_keys)
 
     @field_validator("directories")
     @classmethod
@@ -110,6 +113,8 @@ def _plan(spec: ImageSpec) -> Layout:
     for guest, host in spec.binaries.items():
         layout.add_file(guest, host)
     for guest, host in elf.closure(spec.binaries, spec.library_search).items():
+        if spec.provided.get(_guest_path(guest)) == Path(host).absolute():
+            continue
         layout.add_file(guest, host)
     if spec.library_search.ld_cache is not None:
         layout.watch(spec.library_search.ld_cache)

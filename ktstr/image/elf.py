@@ -428,6 +428,30 @@ def _one_binary(
             queue.append(_Loaded(hit.host, hit.guest, hit.facts, chain))
 
 
+#: the C runtime's libraries that every dynamically linked program loads (with the
+#: interpreter that loads them)
+C_RUNTIME_LIBRARIES = ("libc.so.6",)
+
+
+def c_runtime(reference: Path = Path("/bin/sh"),
+              search: LibrarySearch | None = None) -> dict[str, Path]:
+    """The host's C runtime as a program's closure places it: the ELF interpreter and
+    ``C_RUNTIME_LIBRARIES``, guest path → host path, found through ``reference`` (any
+    dynamically linked host program; the shell on every Debian host). Empty when the
+    reference is missing or static: nothing is then shared, and every closure carries its
+    own runtime as before."""
+    facts = elf_facts(reference) if reference.is_file() else None
+    if facts is None or facts.is_static:
+        return {}
+    try:
+        libraries = closure({"/ktstr-runtime-reference": reference}, search)
+    except UserError as exc:
+        log.debug("no shared C runtime: %s", exc)
+        return {}
+    return {guest: host for guest, host in libraries.items()
+            if guest == facts.interp or PurePosixPath(guest).name in C_RUNTIME_LIBRARIES}
+
+
 def is_static(path: Path) -> bool:
     """True for an ELF file that needs neither an interpreter nor shared libraries."""
     facts = elf_facts(path)

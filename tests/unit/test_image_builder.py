@@ -176,6 +176,35 @@ def test_applets_can_be_left_to_the_init() -> None:
     assert "bin/sh" not in entries and "bin/busybox" in entries
 
 
+def test_an_overlay_leaves_out_the_libraries_below_it() -> None:
+    """The C runtime sits in the base a snapshot holds; the overlay sent after each
+    restore leaves it out, but keeps every library the base does not have."""
+    runtime = elf.c_runtime()
+    assert set(runtime) == {"/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6"}
+    base = _entries(build_base(ImageSpec(init=INIT, files=runtime)))
+    assert "lib/x86_64-linux-gnu/libc.so.6" in base and "lib64/ld-linux-x86-64.so.2" in base
+
+    def overlay(provided: dict[str, Path]) -> dict[str, Entry]:
+        return _entries(build_base(ImageSpec(
+            init=None, busybox=None, applets=False,
+            binaries={"/usr/bin/ls": Path("/bin/ls")}, provided=provided)))
+
+    full, lean = overlay({}), overlay(runtime)
+    assert "lib/x86_64-linux-gnu/libc.so.6" in full and "lib64/ld-linux-x86-64.so.2" in full
+    assert "lib/x86_64-linux-gnu/libc.so.6" not in lean
+    assert "lib64/ld-linux-x86-64.so.2" not in lean
+    others = {n for n in full if n.startswith("lib/") and "libc.so" not in n}
+    assert others and others <= set(lean)  # ls's other libraries (libselinux...) stay
+    # a library the base has from another host file is still sent
+    other_host = overlay({"/lib/x86_64-linux-gnu/libc.so.6": Path("/bin/true")})
+    assert "lib/x86_64-linux-gnu/libc.so.6" in other_host
+
+
+def test_no_shared_runtime_without_a_dynamic_reference(tmp_path: Path) -> None:
+    assert elf.c_runtime(Path("/bin/busybox")) == {}  # static
+    assert elf.c_runtime(tmp_path / "missing") == {}
+
+
 # -- per-run segment and composition ----------------------------------------------------
 
 
