@@ -22,6 +22,7 @@ import enum
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -138,13 +139,39 @@ def sha256_file(path: Path) -> str:
 #: lookup verifies every entry, and a test session resolves its kernel per test
 _DIGESTS: dict[tuple[str, int, int, int], str] = {}
 
+def _memo_path(image: Path) -> Path:
+    """Beside an image: the digest ``image_digest`` computed and the file identity
+    (device, inode, size, mtime_ns) it was computed at, so later processes skip hashing."""
+    return image.with_name(f".{image.name}.sha256.json")
+
 
 def image_digest(path: Path) -> str:
-    """``sha256_file`` of a kernel image, computed again only when the file changed."""
+    """``sha256_file`` of a kernel image, computed again only when the file changed: by
+    this process (``_DIGESTS``) or by any earlier one (the memo beside the image). Every
+    command resolves its kernel through ``entries``, which verifies every cached entry;
+    without the memo each of them hashed every cached kernel (~30 ms apiece). A file
+    rewritten in place with its size and mtime kept is not noticed, as with make."""
     st = path.stat()
+    ident = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
     key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
-    if (known := _DIGESTS.get(key)) is None:
-        known = _DIGESTS[key] = sha256_file(path)
+    if (known := _DIGESTS.get(key)) is not None:
+        return known
+    memo = _memo_path(path)
+    try:
+        recorded = json.loads(memo.read_text())
+        if recorded.get("identity") == ident and isinstance(recorded.get("sha256"), str):
+            known = str(recorded["sha256"])
+    except (OSError, ValueError, AttributeError):
+        known = None
+    if known is None:
+        known = sha256_file(path)
+        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+        try:  # the cache may be read-only to this user: then every process hashes
+            tmp.write_text(json.dumps({"identity": ident, "sha256": known}))
+            os.replace(tmp, memo)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    _DIGESTS[key] = known
     return known
 
 

@@ -218,3 +218,42 @@ def test_an_image_digest_is_computed_once_until_the_file_changes(
     assert cache_mod.image_digest(image) == first and len(calls) == 1
     image.write_bytes(b"two, longer")
     assert cache_mod.image_digest(image) != first and len(calls) == 2
+
+
+def test_a_later_process_takes_the_digest_from_the_memo_until_the_file_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ktstr.kernel import cache as cache_mod
+
+    calls: list[Path] = []
+    real = cache_mod.sha256_file
+
+    def counting(path: Path) -> str:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(cache_mod, "sha256_file", counting)
+    image = tmp_path / "vmlinuz"
+    image.write_bytes(b"one")
+    first = cache_mod.image_digest(image)
+    assert len(calls) == 1 and (tmp_path / ".vmlinuz.sha256.json").is_file()
+    monkeypatch.setattr(cache_mod, "_DIGESTS", {})  # as a new process
+    assert cache_mod.image_digest(image) == first and len(calls) == 1
+    image.write_bytes(b"two, longer")
+    monkeypatch.setattr(cache_mod, "_DIGESTS", {})
+    assert cache_mod.image_digest(image) == real(image) and len(calls) == 2
+    (tmp_path / ".vmlinuz.sha256.json").write_text("not json")
+    monkeypatch.setattr(cache_mod, "_DIGESTS", {})
+    assert cache_mod.image_digest(image) == real(image) and len(calls) == 3
+
+
+def test_a_memo_that_lies_about_another_file_is_not_believed(tmp_path: Path) -> None:
+    import json
+
+    from ktstr.kernel import cache as cache_mod
+
+    image = tmp_path / "vmlinuz"
+    image.write_bytes(b"kernel")
+    st = image.stat()
+    (tmp_path / ".vmlinuz.sha256.json").write_text(json.dumps(
+        {"identity": [st.st_dev, st.st_ino + 1, st.st_size, st.st_mtime_ns], "sha256": "0" * 64}))
+    assert cache_mod.image_digest(image) == cache_mod.sha256_file(image)
