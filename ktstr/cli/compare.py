@@ -323,8 +323,9 @@ def _label(r: RunRequest) -> str:
 
 
 def _describe(r: RunRequest) -> str:
-    work = (f"scenario {r.scenario.name}" if r.scenario else
-            f"payload {r.payload.name}" if r.payload else r.workload.value)
+    """One side of a comparison; a payload runs to its end (its duration is a bound)."""
+    work = (f"scenario {r.scenario.name} for {r.duration_s:g} s" if r.scenario else
+            f"payload {r.payload.name} (runs to its end; bound {r.duration_s:g} s + slack)"
+            if r.payload else f"{r.workload.value} for {r.duration_s:g} s")
     return (f"{r.scheduler.name}" + (f" [{' '.join(r.sched_args)}]" if r.sched_args else "")
-            + f" on {r.kernel or '(default kernel)'}, {r.topology.label}, {work} for "
-            f"{r.duration_s:g} s")
+            + f" on {r.kernel or '(default kernel)'}, {r.topology.label}, {work}")

@@ -411,3 +411,14 @@ def test_verifier_and_gauntlet_html(tmp_path: Path) -> None:
     out = tmp_path / "g.html"
     write_gauntlet_html(out, sidecars, since=0.0)
     assert "test_g: verdict per preset x flags · kernel" in out.read_text()
+
+
+def test_a_side_with_a_payload_says_it_runs_to_its_end() -> None:
+    """``ktstr compare`` described a payload side as ``payload X for 900 s``, where 900 s
+    is only a bound (issue 13, item 15); ``ktstr run`` already said it right."""
+    from ktstr.cli.compare import _describe
+
+    text = _describe(req(payload=STRESS_NG, duration_s=900))
+    assert "payload stress-ng (runs to its end; bound 900 s + slack)" in text
+    assert "for 900 s" not in text
+    assert _describe(req(duration_s=5)).endswith("spin for 5 s")
