@@ -267,10 +267,11 @@ def test_run_pair_writes_each_run_and_turns_harness_errors_into_error_runs(
             raise InfraError("qemu died")
         return RunResult(verdict=Verdict.PASS, scheduler=r.scheduler.name)
 
-    a, _ = run_pair(req(kernel="A"), req(kernel="B"), runs=2, out_dir=tmp_path,
+    a, b = run_pair(req(kernel="A"), req(kernel="B"), runs=2, out_dir=tmp_path,
                     parallel=1, run=fake)
     assert calls == ["A", "B", "B", "A"]  # ABBA, one at a time
-    assert a[1].verdict is Verdict.ERROR and "qemu died" in a[1].reasons[0]
+    assert b[1].verdict is Verdict.ERROR and "qemu died" in b[1].reasons[0]  # third call
+    assert a[1].verdict is Verdict.PASS
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["run-01.json",
                                                                    "run-02.json"]
 
