@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -200,8 +201,9 @@ def test_entries_dir_ignores_hidden(cache: KernelCache) -> None:
     assert cache.scan() == []
 
 
-def test_an_image_digest_is_computed_once_until_the_file_changes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The paths ``ktstr.kernel.cache`` hashes from now on, in order."""
     from ktstr.kernel import cache as cache_mod
 
     calls: list[Path] = []
@@ -212,6 +214,14 @@ def test_an_image_digest_is_computed_once_until_the_file_changes(
         return real(path)
 
     monkeypatch.setattr(cache_mod, "sha256_file", counting)
+    return calls
+
+
+def test_an_image_digest_is_computed_once_until_the_file_changes(
+        tmp_path: Path, hashed: list[Path]) -> None:
+    from ktstr.kernel import cache as cache_mod
+
+    calls = hashed
     image = tmp_path / "vmlinuz"
     image.write_bytes(b"one")
     first = cache_mod.image_digest(image)
@@ -221,17 +231,13 @@ def test_an_image_digest_is_computed_once_until_the_file_changes(
 
 
 def test_a_later_process_takes_the_digest_from_the_memo_until_the_file_changes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hashed: list[Path]) -> None:
     from ktstr.kernel import cache as cache_mod
 
-    calls: list[Path] = []
-    real = cache_mod.sha256_file
+    calls = hashed
 
-    def counting(path: Path) -> str:
-        calls.append(path)
-        return real(path)
-
-    monkeypatch.setattr(cache_mod, "sha256_file", counting)
+    def real(path: Path) -> str:  # the expected digest, not counted
+        return hashlib.sha256(path.read_bytes()).hexdigest()
     image = tmp_path / "vmlinuz"
     image.write_bytes(b"one")
     first = cache_mod.image_digest(image)
