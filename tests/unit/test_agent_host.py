@@ -12,6 +12,7 @@ from ktstr.guest.native import agent_binary
 from ktstr.guest.protocol import (
     BadMessage,
     Done,
+    Event,
     ExecResult,
     Hello,
     Log,
@@ -79,31 +80,93 @@ def test_every_blob_the_host_reads_is_one_the_agent_sends() -> None:
     assert read and read <= sent, sorted(read - sent)
 
 
+def _send_files(tmp_path: Path, *archives: bytes, command: str) -> list[object]:
+    """The agent fed ``files`` header lines and raw archives, then an exec plan, with
+    KTSTR_AGENT_ROOT at ``tmp_path/root``; what it said."""
+    from ktstr.guest.protocol import FilesHeader
+
+    stream = b"".join(FilesHeader(size=len(a)).line().encode() + a for a in archives)
+    stream += exec_plan(command).line().encode()
+    done = subprocess.run([str(agent_binary()), "agent", "-"], input=stream,
+                          capture_output=True, timeout=60, check=False,
+                          env={"PATH": "/usr/bin:/bin", "KTSTR_AGENT_ROOT":
+                               str(tmp_path / "root"), "TMPDIR": str(tmp_path)})
+    return [parse_message(raw) for raw in done.stdout.decode("ascii").splitlines()]
+
+
+def _events(msgs: list[object], name: str) -> list[Event]:
+    return [m for m in msgs if isinstance(m, Event) and m.name == name]
+
+
 def test_files_sent_before_the_plan_are_unpacked_whole(tmp_path: Path) -> None:
     """The framing a restored guest gets its run's files by: a ``files`` header line,
     that many raw bytes (a cpio archive), then the plan; the agent unpacks the archive
-    (here under KTSTR_AGENT_ROOT, with busybox's cpio) before it runs the plan."""
-    from ktstr.guest.protocol import Event, FilesHeader
+    as it arrives (here under KTSTR_AGENT_ROOT) before it runs the plan."""
     from ktstr.image.builder import run_segment
 
     big = bytes(range(256)) * 4096 + b"\n"  # 1 MiB of every byte value, over many reads
     archive = run_segment({"/include-files/a.bin": big, "/include-files/b.txt": b"hi\n"})
     root = tmp_path / "root"
     root.mkdir()
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    (tools / "cpio").symlink_to("/bin/busybox")
-    stream = (FilesHeader(size=len(archive)).line().encode() + archive
-              + exec_plan(f"cat {root}/include-files/b.txt; "
-                          f"cmp {root}/include-files/a.bin {tmp_path}/want").line().encode())
     (tmp_path / "want").write_bytes(big)
-    done = subprocess.run([str(agent_binary()), "agent", "-"], input=stream,
-                          capture_output=True, timeout=60, check=False,
-                          env={"PATH": f"{tools}:/usr/bin:/bin", "KTSTR_AGENT_ROOT": str(root),
-                               "TMPDIR": str(tmp_path)})
-    msgs = [parse_message(raw) for raw in done.stdout.decode("ascii").splitlines()]
-    got = [m for m in msgs if isinstance(m, Event) and m.name == "files_received"]
+    msgs = _send_files(tmp_path, archive, command=(
+        f"cat {root}/include-files/b.txt; cmp {root}/include-files/a.bin {tmp_path}/want"))
+    got = _events(msgs, "files_received")
     assert got and got[0].fields["bytes"] == str(len(archive)), msgs
-    assert not [m for m in msgs if isinstance(m, Event) and m.name == "setup_failed"], msgs
+    assert not _events(msgs, "setup_failed"), msgs
     ex = next(m for m in msgs if isinstance(m, ExecResult))
     assert ex.status == 0 and ex.stdout == "hi\n", ex
+
+
+def test_every_entry_kind_is_unpacked_and_replaces_what_was_there(tmp_path: Path) -> None:
+    """Directories with their modes, executables, hard links, symlinks; a second archive
+    after the first; a file already in the guest is replaced (as ``cpio -u`` did)."""
+    import io
+
+    from ktstr.image.cpio import CpioWriter
+
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/tool").write_text("old")
+    first, second = io.BytesIO(), io.BytesIO()
+    with CpioWriter(first) as w:
+        w.add_dir("/opt/private", mode=0o700)
+        w.add_file("/usr/bin/tool", b"#!/bin/sh\necho new\n", mode=0o755,
+                   links=["/usr/bin/tool2"])
+        w.add_symlink("/usr/lib/libx.so.1", "libx.so.1.2.3")
+        w.add_file("/usr/lib/libx.so.1.2.3", b"\x7fELF", mode=0o644)
+    with CpioWriter(second) as w:
+        w.add_file("/opt/d/conf", b"k=v\n")
+    msgs = _send_files(tmp_path, first.getvalue(), second.getvalue(), command=(
+        f"cd {root} && usr/bin/tool && stat -c '%a %h' opt/private usr/bin/tool usr/bin/tool2 && "
+        "readlink usr/lib/libx.so.1 && cat usr/lib/libx.so.1 opt/d/conf | od -c | head -1"))
+    assert not _events(msgs, "setup_failed"), msgs
+    assert len(_events(msgs, "files_received")) == 2, msgs
+    ex = next(m for m in msgs if isinstance(m, ExecResult))
+    assert ex.status == 0, ex
+    assert ex.stdout.splitlines()[:5] == ["new", "700 2", "755 2", "755 2", "libx.so.1.2.3"], ex
+    assert "E   L   F   k   =   v" in ex.stdout, ex
+
+
+def test_a_bad_archive_is_a_setup_failure_and_the_channel_stays_in_step(
+        tmp_path: Path) -> None:
+    """An entry that escapes the root, or bytes that are not cpio at all: ``setup_failed``
+    names it, nothing lands outside the root, and the plan after it still runs."""
+    import io
+
+    from ktstr.image.cpio import CpioWriter
+
+    (tmp_path / "root").mkdir()
+    escape = io.BytesIO()
+    with CpioWriter(escape) as w:
+        w.add_file("/ok.txt", b"fine\n")
+    bad_name = escape.getvalue().replace(b"ok.txt", b"../x.t")  # same length
+    junk = b"not a cpio archive at all" * 10
+    msgs = _send_files(tmp_path, bad_name, junk, command="echo ran")
+    failed = _events(msgs, "setup_failed")
+    assert len(failed) == 2, msgs
+    assert "../x.t" in failed[0].fields["error"], failed
+    assert "not a newc cpio header" in failed[1].fields["error"], failed
+    assert not (tmp_path / "x.t").exists()
+    ex = next(m for m in msgs if isinstance(m, ExecResult))
+    assert ex.status == 0 and ex.stdout == "ran\n", ex

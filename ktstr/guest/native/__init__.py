@@ -28,7 +28,8 @@ SOURCE = HERE / "worker.c"
 BINARY_NAME = "ktstr-worker"
 #: the agent's sources, one file per job (agent.h declares what they share)
 AGENT_SOURCES = ("agent.c", "emit.c", "util.c", "setup.c", "sched.c", "workload.c",
-                 "scenario.c", "topology.c", "verify.c", "worker.c", "trace.c")
+                 "scenario.c", "topology.c", "verify.c", "worker.c", "trace.c",
+                 "unpack.c")
 AGENT_NAME = "ktstr-agent"
 #: where the agent lives in the guest (the init runs it; scenario workers are
 #: ``ktstr-agent worker run ...``)

@@ -67,52 +67,40 @@ static char *read_line(int fd)
 	return buf;
 }
 
-/* the next `size` raw bytes of the channel into path; 0 when all arrived */
-static int read_to_file(int fd, const char *path, size_t size)
+/* exactly n bytes of the channel into dst; 0 when they came */
+static int chan_read(void *ctx, char *dst, size_t n)
 {
-	int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int bad = out < 0;
-	while (size > 0) {
+	int fd = *(int *)ctx;
+	while (n > 0) {
 		if (rfill(fd))
 			return -1;
-		size_t n = rlen - rpos < size ? rlen - rpos : size;
-		if (!bad && write_all(out, rbuf + rpos, n))
-			bad = 1;
-		rpos += n;
-		size -= n;
+		size_t k = rlen - rpos < n ? rlen - rpos : n;
+		memcpy(dst, rbuf + rpos, k);
+		rpos += k;
+		dst += k;
+		n -= k;
 	}
-	if (out >= 0)
-		close(out);
-	return bad ? -1 : 0;
+	return 0;
 }
 
-/* per-run files sent after a restored (or fresh) boot: a cpio archive unpacked over / */
+/* per-run files sent after a restored (or fresh) boot: a cpio archive unpacked over /
+ * as it arrives */
 static void receive_files(int fd, json_t *header)
 {
-	char archive[256];
-	const char *tmp = getenv("TMPDIR");
-	snprintf(archive, sizeof(archive), "%s/ktstr-files.cpio", tmp && *tmp ? tmp : "/tmp");
 	size_t size = (size_t)json_integer_value(json_object_get(header, "size"));
 	double t0 = uptime_s();
-	char bytes[32], secs[32];
-	if (read_to_file(fd, archive, size)) {
-		emit_event("setup_failed", "what", "files", "key", archive, "value", "",
+	char bytes[32], secs[32], err[512];
+	/* over / in the guest; KTSTR_AGENT_ROOT elsewhere when tests run the agent on a host */
+	const char *root = getenv("KTSTR_AGENT_ROOT");
+	int rc = cpio_unpack(chan_read, &fd, size, root && *root ? root : "", err, sizeof(err));
+	if (rc < 0) {
+		emit_event("setup_failed", "what", "files", "key", "channel", "value", "",
 			   "error", "the per-run files did not arrive whole", NULL);
 		return;
 	}
-	/* over / in the guest; KTSTR_AGENT_ROOT elsewhere when tests run the agent on a host */
-	const char *root = getenv("KTSTR_AGENT_ROOT");
-	char *argv[] = { "sh", "-c", "cd \"$1\" && cpio -i -d -m -u < \"$2\"", "sh",
-			 (char *)(root && *root ? root : "/"), (char *)archive, NULL };
-	int status = run_capture(argv, "/dev/null", "/tmp/ktstr-cpio.err", 60);
-	if (status) {
-		size_t el = 0;
-		char *err = read_file("/tmp/ktstr-cpio.err", 4096, &el);
-		emit_event("setup_failed", "what", "files", "key", archive, "value", "",
-			   "error", err && *err ? err : "cpio failed", NULL);
-		free(err);
-	}
-	unlink(archive);
+	if (rc > 0)
+		emit_event("setup_failed", "what", "files", "key", "archive", "value", "",
+			   "error", err, NULL);
 	snprintf(bytes, sizeof(bytes), "%zu", size);
 	snprintf(secs, sizeof(secs), "%.3f", uptime_s() - t0);
 	emit_event("files_received", "bytes", bytes, "seconds", secs, NULL);

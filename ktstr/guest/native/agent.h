@@ -38,6 +38,11 @@ pid_t spawn(char *const argv[], const char *out, const char *err, int normal, in
 int wait_pid(pid_t pid, double timeout_s, int *status); /* 1 exited, 0 timed out */
 int exit_code(int status);
 void msleep(unsigned ms);
+/* unpack.c: a newc cpio archive of `size` bytes read through rd (exactly n bytes into
+ * dst, 0 when they came) over root; 0 ok, 1 some entry failed (err says the first),
+ * -1 the channel broke. Consumes exactly `size` bytes unless the channel broke. */
+typedef int (*read_fn)(void *ctx, char *dst, size_t n);
+int cpio_unpack(read_fn rd, void *ctx, size_t size, const char *root, char *err, size_t errlen);
 int run_capture(char *const argv[], const char *out, const char *err, double timeout_s);
 
 /* setup.c */
