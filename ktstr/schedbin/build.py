@@ -105,6 +105,13 @@ def check_toolchain(tc: Toolchain) -> None:
         )
 
 
+def strip_debug_argv(tc: Toolchain, binaries: Sequence[Path]) -> list[str]:
+    """Drop the host programs' DWARF (``-g`` in the examples' Makefile): about half of
+    each file, and every byte of it crosses the guest channel before each run. Symbols
+    stay, and the BPF program each scheduler embeds is data, which this leaves alone."""
+    return [f"llvm-strip-{tc.llvm}", "--strip-debug", *map(str, binaries)]
+
+
 def collect(out: Path, dest: Path, veristat: Path) -> tuple[list[str], list[str]]:
     """Copy binaries, bpftool, veristat and the linked BPF objects into ``dest``.
 

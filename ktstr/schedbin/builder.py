@@ -29,6 +29,7 @@ from ktstr.schedbin.build import (
     extract_vmlinux_argv,
     make_argv,
     run_step,
+    strip_debug_argv,
     tool_version,
     veristat_argv,
 )
@@ -153,6 +154,8 @@ class Builder:
         veristat = work / "veristat"
         run_step(veristat_argv(tree, out, veristat), "gcc veristat", log_file)
         schedulers, tools = collect(out, tmp, veristat)
+        run_step(strip_debug_argv(self.toolchain, [tmp / "bin" / n for n in schedulers + tools]),
+                 "llvm-strip --strip-debug", log_file)
         shutil.rmtree(work)
         self.progress.step(f"schedulers: {', '.join(schedulers)}")
         return SchedulerBuild(

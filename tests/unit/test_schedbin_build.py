@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -21,8 +22,9 @@ from ktstr.schedbin.source import SourceTrees
 from ktstr.testing.kernel import FakeArchive, build_deb, split_kernel_debs
 
 pytestmark = pytest.mark.skipif(
-    any(shutil.which(t) is None for t in ("make", "gcc", "ar", "dpkg-deb")),
-    reason="needs make, gcc, ar and dpkg-deb",
+    any(shutil.which(t) is None for t in ("make", "gcc", "ar", "dpkg-deb", "readelf",
+                                          f"llvm-strip-{Toolchain().llvm}")),
+    reason="needs make, gcc, ar, dpkg-deb, readelf and llvm-strip",
 )
 
 MAKEFILE = """\
@@ -30,8 +32,8 @@ all:
 \ttest -s $(VMLINUX_BTF)
 \tmkdir -p $(O)/build/bin $(O)/build/sbin $(O)/build/obj/sched_ext $(O)/build/obj/libbpf \
 $(O)/build/include
-\tprintf '#!/bin/sh\\necho simple\\n' > $(O)/build/bin/scx_simple
-\tchmod +x $(O)/build/bin/scx_simple
+\tprintf 'int main(void) { return 0; }\\n' > $(O)/simple.c
+\tgcc -g -o $(O)/build/bin/scx_simple $(O)/simple.c
 \techo bpf > $(O)/build/obj/sched_ext/scx_simple.bpf.linked3.o
 \tcp $(O)/build/bin/scx_simple $(O)/build/sbin/bpftool
 \tar rcs $(O)/build/obj/libbpf/libbpf.a
@@ -88,6 +90,10 @@ def test_build_caches_binaries_objects_and_tools(tmp_path: Path) -> None:
     assert build.binary("scx_simple").is_file() and build.bpf_object("scx_simple").is_file()
     assert build.veristat.is_file() and build.bpftool.is_file()
     assert (build.entry_dir / "build.log").is_file()
+    # the programs lose their DWARF (it crossed the guest channel before every run)
+    sections = subprocess.run(["readelf", "-S", str(build.binary("scx_simple"))],
+                              capture_output=True, text=True, check=True).stdout
+    assert ".symtab" in sections and ".debug_info" not in sections
     assert not (build.entry_dir / "_work").exists()
     tree = tmp_path / "sources" / "9.9.1" / "linux-source-9.9"
     assert (tree / "kernel/bpf/disasm.h").is_file()
