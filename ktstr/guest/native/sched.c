@@ -138,7 +138,7 @@ int sched_start(struct sched *s)
 		}
 		free(st);
 		free(ops);
-		msleep(100);
+		msleep(20); /* no event says "enabled": poll (three sysfs reads) */
 	}
 }
 
@@ -198,7 +198,7 @@ void sched_stop(struct sched *s)
 	/* the kernel finishes disabling asynchronously: the same bound */
 	double end = uptime_s() + s->stop_s;
 	while (!sched_state_is("disabled") && uptime_s() < end)
-		msleep(100);
+		msleep(20);
 	char code[16];
 	snprintf(code, sizeof(code), "%d", exit_code(status));
 	char *st = scx_state();
