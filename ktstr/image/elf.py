@@ -29,13 +29,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.structs import ELFStructs
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ktstr.declare.base import Frozen
 from ktstr.errors import InfraError, UserError
+
+if TYPE_CHECKING:
+    from elftools.elf.structs import ELFStructs
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,8 @@ def is_elf(path: Path) -> bool:
 
 @lru_cache(maxsize=1024)
 def _facts_cached(real: str, size: int, mtime_ns: int) -> ElfFacts | None:
+    from elftools.common.exceptions import ELFError  # pyelftools: only when a file is read
+
     try:
         with open(real, "rb") as handle:
             if handle.read(4) != ELF_MAGIC:
@@ -160,6 +162,8 @@ def _structs(
     e_machine: str | None = None,
     osabi: str | None = None,
 ) -> ELFStructs:
+    from elftools.elf.structs import ELFStructs
+
     structs = ELFStructs(little_endian=little, elfclass=elfclass)
     structs.create_basic_structs()
     if e_type is not None:

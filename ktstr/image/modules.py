@@ -19,9 +19,6 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
 from ktstr.declare.base import Frozen
 from ktstr.errors import InfraError, UserError
 
@@ -117,6 +114,9 @@ def decompress(path: Path) -> bytes:
 
 def modinfo(data: bytes, label: str = "module") -> dict[str, list[str]]:
     """The ``.modinfo`` key=value strings of a plain ``.ko``; keys may repeat."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     try:
         section = ELFFile(io.BytesIO(data)).get_section_by_name(".modinfo")
     except ELFError as exc:

@@ -16,12 +16,13 @@ import os
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from ktstr.errors import InfraError, UserError
 from ktstr.resources import package_path
+
+if TYPE_CHECKING:
+    import jinja2
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def shquote(value: object) -> str:
 
 @lru_cache(maxsize=4)
 def _environment(directory: str) -> jinja2.Environment:
+    import jinja2  # a warm run renders nothing: jinja2 stays off its import path
+
     if not Path(directory).is_dir():
         raise InfraError(
             f"initramfs template folder {directory} does not exist; "
@@ -74,6 +77,8 @@ def template_names() -> list[str]:
 
 def render(template_name: str, /, **context: Any) -> str:
     """Render ``template_name`` (a path inside the folder) with ``context``."""
+    import jinja2
+
     env = environment()
     try:
         template = env.get_template(template_name)

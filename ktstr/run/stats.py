@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import yaml
-
 from ktstr.guest.protocol import Event
 
 
 def parse_stress_ng_yaml(text: str) -> dict[str, dict[str, float]]:
     """stress-ng ``--yaml`` metrics: stressor -> {metric: value}."""
+    import yaml  # only stress-ng payloads need it: not on every run's import path
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
