@@ -5,73 +5,113 @@ and are collected by an explicit ``Registry``.
 """
 
 import logging
+from typing import TYPE_CHECKING
 
-from ktstr.declare import (
-    DEFAULT_TOPOLOGY,
-    EEVDF,
-    NO_OVERRIDES,
-    PRESETS,
-    Assert,
-    CgroupPath,
-    ConfigFileDef,
-    Declarations,
-    Flag,
-    FlagProfile,
-    FlagSet,
-    HostCapacity,
-    MetricCheck,
-    MetricHint,
-    OutputFormat,
-    Payload,
-    PayloadKind,
-    Polarity,
-    Preset,
-    Registry,
-    Scheduler,
-    SchedulerSpec,
-    Sysctl,
-    Topology,
-    TopologyConstraints,
-    declare_payload,
-    declare_scheduler,
-    flag,
-    flag_profiles,
-    merge_sched_args,
-    preset,
-)
-from ktstr.errors import InfraError, KtstrError, UserError
-from ktstr.kernel.id import KernelId
-from ktstr.scenario import (
-    CgroupDef,
-    CpusetSpec,
-    Hold,
-    Op,
-    Scenario,
-    SchedPolicy,
-    Step,
-    WorkType,
-)
+from ktstr._lazy import lazy_exports
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:  # the names below load on first use (importing the package is cheap)
+    from ktstr.declare import (
+        DEFAULT_TOPOLOGY,
+        EEVDF,
+        NO_OVERRIDES,
+        PRESETS,
+        Assert,
+        CgroupPath,
+        ConfigFileDef,
+        Declarations,
+        Flag,
+        FlagProfile,
+        FlagSet,
+        HostCapacity,
+        MetricCheck,
+        MetricHint,
+        OutputFormat,
+        Payload,
+        PayloadKind,
+        Polarity,
+        Preset,
+        Registry,
+        Scheduler,
+        SchedulerSpec,
+        Sysctl,
+        Topology,
+        TopologyConstraints,
+        declare_payload,
+        declare_scheduler,
+        flag,
+        flag_profiles,
+        merge_sched_args,
+        preset,
+    )
+    from ktstr.errors import InfraError, KtstrError, UserError
+    from ktstr.kernel.id import KernelId
+    from ktstr.scenario import (
+        CgroupDef,
+        CpusetSpec,
+        Hold,
+        Op,
+        Scenario,
+        SchedPolicy,
+        Step,
+        WorkType,
+    )
 
-logging.getLogger(__name__).addHandler(logging.NullHandler())
-
-_LAZY = {
+_EXPORTS = {
+    "DEFAULT_TOPOLOGY": "ktstr.declare",
+    "EEVDF": "ktstr.declare",
+    "NO_OVERRIDES": "ktstr.declare",
+    "PRESETS": "ktstr.declare",
+    "Assert": "ktstr.declare",
+    "CgroupPath": "ktstr.declare",
+    "ConfigFileDef": "ktstr.declare",
+    "Declarations": "ktstr.declare",
+    "Flag": "ktstr.declare",
+    "FlagProfile": "ktstr.declare",
+    "FlagSet": "ktstr.declare",
+    "HostCapacity": "ktstr.declare",
+    "MetricCheck": "ktstr.declare",
+    "MetricHint": "ktstr.declare",
+    "OutputFormat": "ktstr.declare",
+    "Payload": "ktstr.declare",
+    "PayloadKind": "ktstr.declare",
+    "Polarity": "ktstr.declare",
+    "Preset": "ktstr.declare",
+    "Registry": "ktstr.declare",
+    "Scheduler": "ktstr.declare",
+    "SchedulerSpec": "ktstr.declare",
+    "Sysctl": "ktstr.declare",
+    "Topology": "ktstr.declare",
+    "TopologyConstraints": "ktstr.declare",
+    "declare_payload": "ktstr.declare",
+    "declare_scheduler": "ktstr.declare",
+    "flag": "ktstr.declare",
+    "flag_profiles": "ktstr.declare",
+    "merge_sched_args": "ktstr.declare",
+    "preset": "ktstr.declare",
+    "InfraError": "ktstr.errors",
+    "KtstrError": "ktstr.errors",
+    "UserError": "ktstr.errors",
+    "KernelId": "ktstr.kernel.id",
+    "CgroupDef": "ktstr.scenario",
+    "CpusetSpec": "ktstr.scenario",
+    "Hold": "ktstr.scenario",
+    "Op": "ktstr.scenario",
+    "Scenario": "ktstr.scenario",
+    "SchedPolicy": "ktstr.scenario",
+    "Step": "ktstr.scenario",
+    "WorkType": "ktstr.scenario",
+    # the test-facing names (they pull in pytest and the VM layer)
     "ktstr_test": "ktstr.testkit.decorator",
     "Ctx": "ktstr.testkit.context",
     "RunResult": "ktstr.results.model",
     "Verdict": "ktstr.results.model",
     "run_defs": "ktstr.run.execute",
 }
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
+__version__ = "0.1.0"
 
-def __getattr__(name: str) -> object:
-    """The test-facing names load on first use (they pull in pytest and the VM layer)."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ktstr' has no attribute {name!r}")
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [  # noqa: RUF022 - grouped: declarations, then lazily loaded test API
     "Ctx",

@@ -15,22 +15,24 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ktstr.declare.topology import HostCapacity
 from ktstr.errors import UserError
 from ktstr.testkit.session import KtstrOptions, KtstrSession
-from ktstr.testkit.sidecar import read_sidecars
-from ktstr.testkit.spec import spec_of
-from ktstr.testkit.summary import summary_lines
-from ktstr.testkit.variants import KernelChoice, expand_variants
 from ktstr.vm.host import AccelRequest
+
+if TYPE_CHECKING:
+    from ktstr.testkit.variants import KernelChoice
+
+# Only what every pytest process needs is imported here: a pytest-xdist controller runs
+# no test, and it cannot start its workers before this module is imported. What the
+# tests need (specs, variants, sidecars) is imported by the hooks that use it.
 
 #: the typed ``--ktstr-*`` options of this pytest process (``pytest_configure``)
 OPTIONS = pytest.StashKey[KtstrOptions]()
-_KERNELS = pytest.StashKey[list[KernelChoice]]()
+_KERNELS = pytest.StashKey["list[KernelChoice]"]()
 _STARTED = pytest.StashKey[float]()
 
 
@@ -87,6 +89,7 @@ def _kernel_choices(config: pytest.Config) -> list[KernelChoice]:
     if _KERNELS in config.stash:
         return config.stash[_KERNELS]
     from ktstr.kernel.resolve import resolve_kernel
+    from ktstr.testkit.variants import KernelChoice
 
     specs = list(config.stash[OPTIONS].kernels)
     choices: list[KernelChoice] = []
@@ -102,6 +105,9 @@ def _kernel_choices(config: pytest.Config) -> list[KernelChoice]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    from ktstr.testkit.spec import spec_of
+    from ktstr.testkit.variants import expand_variants
+
     spec = spec_of(metafunc.function)
     if spec is None or "ktstr_variant" not in metafunc.fixturenames:
         return
@@ -111,6 +117,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from ktstr.testkit.spec import spec_of
+
     for item in items:
         if isinstance(item, pytest.Function) and spec_of(item.function) is not None:
             item.add_marker(pytest.mark.ktstr)
@@ -118,6 +126,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def ktstr_session(request: pytest.FixtureRequest) -> KtstrSession:
+    from ktstr.declare.topology import HostCapacity
+
     config = request.config
     worker = getattr(config, "workerinput", {}).get("workerid", "master")
     return KtstrSession.from_options(config.stash[OPTIONS], host=HostCapacity.detect(),
@@ -128,6 +138,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
     if hasattr(config, "workerinput") or OPTIONS not in config.stash:
         return
+    from ktstr.testkit.sidecar import read_sidecars
+    from ktstr.testkit.summary import summary_lines
+
     rows = read_sidecars(config.stash[OPTIONS].results_dir,
                          since=config.stash.get(_STARTED, 0.0))
     if not rows:

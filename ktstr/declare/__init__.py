@@ -1,46 +1,100 @@
 """Declarations: frozen, validated descriptions of schedulers, payloads and topologies."""
 
-from ktstr.declare.checks import NO_OVERRIDES, Assert
-from ktstr.declare.flags import Flag, FlagProfile, FlagSet, flag, flag_profiles
-from ktstr.declare.payload import (
-    CheckKind,
-    ExistsCheck,
-    ExitCodeCheck,
-    MaxCheck,
-    MetricCheck,
-    MetricHint,
-    MinCheck,
-    OutputFormat,
-    Payload,
-    PayloadKind,
-    Polarity,
-    RangeCheck,
-)
-from ktstr.declare.presets import PRESETS, Preset, preset
-from ktstr.declare.registry import (
-    Declarations,
-    Registry,
-    declare_payload,
-    declare_scheduler,
-    default_registry,
-)
-from ktstr.declare.scheduler import EEVDF, ConfigFileDef, Scheduler, merge_sched_args
-from ktstr.declare.settings import CgroupPath, Sysctl, effective_sysctls
-from ktstr.declare.spec import (
-    DiscoverSpec,
-    EevdfSpec,
-    KernelBuiltinSpec,
-    PathSpec,
-    SchedulerSpec,
-    SpecKind,
-)
-from ktstr.declare.topology import (
-    DEFAULT_TOPOLOGY,
-    HostCapacity,
-    Topology,
-    TopologyConstraints,
-    vm_memory_mb,
-)
+from typing import TYPE_CHECKING
+
+from ktstr._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the names below load on first use (importing the package is cheap)
+    from ktstr.declare.checks import NO_OVERRIDES, Assert
+    from ktstr.declare.flags import Flag, FlagProfile, FlagSet, flag, flag_profiles
+    from ktstr.declare.payload import (
+        CheckKind,
+        ExistsCheck,
+        ExitCodeCheck,
+        MaxCheck,
+        MetricCheck,
+        MetricHint,
+        MinCheck,
+        OutputFormat,
+        Payload,
+        PayloadKind,
+        Polarity,
+        RangeCheck,
+    )
+    from ktstr.declare.presets import PRESETS, Preset, preset
+    from ktstr.declare.registry import (
+        Declarations,
+        Registry,
+        declare_payload,
+        declare_scheduler,
+        default_registry,
+    )
+    from ktstr.declare.scheduler import EEVDF, ConfigFileDef, Scheduler, merge_sched_args
+    from ktstr.declare.settings import CgroupPath, Sysctl, effective_sysctls
+    from ktstr.declare.spec import (
+        DiscoverSpec,
+        EevdfSpec,
+        KernelBuiltinSpec,
+        PathSpec,
+        SchedulerSpec,
+        SpecKind,
+    )
+    from ktstr.declare.topology import (
+        DEFAULT_TOPOLOGY,
+        HostCapacity,
+        Topology,
+        TopologyConstraints,
+        vm_memory_mb,
+    )
+
+_EXPORTS = {
+    "NO_OVERRIDES": "ktstr.declare.checks",
+    "Assert": "ktstr.declare.checks",
+    "Flag": "ktstr.declare.flags",
+    "FlagProfile": "ktstr.declare.flags",
+    "FlagSet": "ktstr.declare.flags",
+    "flag": "ktstr.declare.flags",
+    "flag_profiles": "ktstr.declare.flags",
+    "CheckKind": "ktstr.declare.payload",
+    "ExistsCheck": "ktstr.declare.payload",
+    "ExitCodeCheck": "ktstr.declare.payload",
+    "MaxCheck": "ktstr.declare.payload",
+    "MetricCheck": "ktstr.declare.payload",
+    "MetricHint": "ktstr.declare.payload",
+    "MinCheck": "ktstr.declare.payload",
+    "OutputFormat": "ktstr.declare.payload",
+    "Payload": "ktstr.declare.payload",
+    "PayloadKind": "ktstr.declare.payload",
+    "Polarity": "ktstr.declare.payload",
+    "RangeCheck": "ktstr.declare.payload",
+    "PRESETS": "ktstr.declare.presets",
+    "Preset": "ktstr.declare.presets",
+    "preset": "ktstr.declare.presets",
+    "Declarations": "ktstr.declare.registry",
+    "Registry": "ktstr.declare.registry",
+    "declare_payload": "ktstr.declare.registry",
+    "declare_scheduler": "ktstr.declare.registry",
+    "default_registry": "ktstr.declare.registry",
+    "EEVDF": "ktstr.declare.scheduler",
+    "ConfigFileDef": "ktstr.declare.scheduler",
+    "Scheduler": "ktstr.declare.scheduler",
+    "merge_sched_args": "ktstr.declare.scheduler",
+    "CgroupPath": "ktstr.declare.settings",
+    "Sysctl": "ktstr.declare.settings",
+    "effective_sysctls": "ktstr.declare.settings",
+    "DiscoverSpec": "ktstr.declare.spec",
+    "EevdfSpec": "ktstr.declare.spec",
+    "KernelBuiltinSpec": "ktstr.declare.spec",
+    "PathSpec": "ktstr.declare.spec",
+    "SchedulerSpec": "ktstr.declare.spec",
+    "SpecKind": "ktstr.declare.spec",
+    "DEFAULT_TOPOLOGY": "ktstr.declare.topology",
+    "HostCapacity": "ktstr.declare.topology",
+    "Topology": "ktstr.declare.topology",
+    "TopologyConstraints": "ktstr.declare.topology",
+    "vm_memory_mb": "ktstr.declare.topology",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DEFAULT_TOPOLOGY",
