@@ -175,7 +175,9 @@ class Vm:
                 stdout=None if interactive else subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 pass_fds=(theirs.fileno(),),
-                preexec_fn=pdeathsig_preexec(),  # noqa: PLW1509 - needed for pdeathsig
+                # needed for pdeathsig; under TCG no THP (snapshots load faster)
+                preexec_fn=pdeathsig_preexec(  # noqa: PLW1509
+                    huge_pages=self.cfg.accel is not Accel.TCG),
             )
         except OSError as exc:
             ours.close()
