@@ -23,8 +23,10 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ktstr.declare.base import Frozen
 from ktstr.declare.topology import Topology
@@ -94,8 +96,64 @@ def find_qemu(name: str = "qemu-system-x86_64") -> str:
     return path
 
 
-@functools.cache
 def qemu_version(qemu: str) -> tuple[int, int, int]:
+    """``qemu --version`` as (major, minor, micro), remembered in
+    ``<cache>/qemu-version.json`` while the binary's identity (device, inode, size,
+    mtime) is unchanged: running QEMU only to ask took 0.03-0.2 s in every ktstr
+    process (it loads ~100 shared libraries), twice per run before this memo."""
+    return _qemu_version(os.path.realpath(shutil.which(qemu) or qemu))
+
+
+def _identity(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _version_memo_path() -> Path:
+    return cache_root() / "qemu-version.json"
+
+
+def _read_version_memo() -> dict[str, Any]:
+    try:
+        data = json.loads(_version_memo_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@functools.cache
+def _qemu_version(real: str) -> tuple[int, int, int]:
+    ident = _identity(real)
+    memo = _read_version_memo()
+    hit = memo.get(real)
+    if ident is not None and isinstance(hit, dict) and hit.get("identity") == ident:
+        ver = hit.get("version")
+        if isinstance(ver, list) and len(ver) == 3 and all(isinstance(v, int) for v in ver):
+            return ver[0], ver[1], ver[2]
+    found = _ask_qemu_version(real)
+    if ident is not None:
+        memo[real] = {"identity": ident, "version": list(found)}
+        _write_version_memo(memo)
+    return found
+
+
+def _write_version_memo(memo: dict[str, Any]) -> None:
+    """Atomically (a temporary file renamed over it); a failure only costs the memo."""
+    path = _version_memo_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".qemu-version.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(memo, fh, indent=1)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.debug("QEMU version memo not written: %s", exc)
+
+
+def _ask_qemu_version(qemu: str) -> tuple[int, int, int]:
     try:
         out = subprocess.run(
             [qemu, "--version"], capture_output=True, text=True, timeout=30, check=True

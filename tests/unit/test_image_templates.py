@@ -132,3 +132,26 @@ def test_syntax_check_runs_busybox_too() -> None:
     assert ("busybox", "sh") in [tuple(s) for s in SHELLS]
     with pytest.raises(AssertionError, match="busybox sh -n rejects"):
         check_shell_syntax("if true; then\n", shells=[("busybox", "sh")])
+
+
+def test_a_render_is_remembered_until_a_template_or_the_context_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later render of the same template and context reads the remembered text (no
+    jinja2); editing any file of the folder, or another context, renders again."""
+    monkeypatch.setenv(templates.ENV_VAR, str(tmp_path))
+    (tmp_path / "a.j2").write_text("{% include 'b.j2' %} {{ x }}\n")
+    (tmp_path / "b.j2").write_text("hello")
+    rendered: list[str] = []
+    real = templates._render
+
+    def counting(name: str, context: dict[str, object]) -> str:
+        rendered.append(name)
+        return real(name, context)
+
+    monkeypatch.setattr(templates, "_render", counting)
+    assert templates.render("a.j2", x=1) == "hello 1\n" and len(rendered) == 1
+    assert templates.render("a.j2", x=1) == "hello 1\n" and len(rendered) == 1
+    assert templates.render("a.j2", x=2) == "hello 2\n" and len(rendered) == 2
+    (tmp_path / "b.j2").write_text("bye")  # the included file
+    templates._environment.cache_clear()
+    assert templates.render("a.j2", x=1) == "bye 1\n" and len(rendered) == 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ktstr.declare.topology import Topology
@@ -92,3 +94,37 @@ def test_qemu_killed_from_outside_or_exiting_is_not_an_emulator_fault() -> None:
     plain = qemu_exit_gone(1, "qemu: could not load kernel\n", "hello (boot)")
     assert plain.kind == "exited" and "code 1" in plain.detail
     assert "could not load kernel" in plain.detail
+
+
+def _fake_qemu(path: Path, version: str) -> Path:
+    path.write_text(f"#!/bin/sh\necho 'QEMU emulator version {version} (fake)'\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_the_qemu_version_is_remembered_until_the_binary_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later process (here: the in-process cache cleared) reads the version from the
+    memo instead of running QEMU; a replaced binary, or a bad memo, is asked again."""
+    monkeypatch.setenv("KTSTR_CACHE_DIR", str(tmp_path / "cache"))
+    asked: list[str] = []
+    real_ask = host._ask_qemu_version
+
+    def counting(qemu: str) -> tuple[int, int, int]:
+        asked.append(qemu)
+        return real_ask(qemu)
+
+    monkeypatch.setattr(host, "_ask_qemu_version", counting)
+    qemu = _fake_qemu(tmp_path / "qemu-system-x86_64", "10.0.2")
+
+    def fresh_process_version() -> tuple[int, int, int]:
+        host._qemu_version.cache_clear()
+        return host.qemu_version(str(qemu))
+
+    assert fresh_process_version() == (10, 0, 2) and len(asked) == 1
+    assert fresh_process_version() == (10, 0, 2) and len(asked) == 1  # from the memo
+    _fake_qemu(qemu, "10.1.0")  # another binary at the same path (a new mtime)
+    assert fresh_process_version() == (10, 1, 0) and len(asked) == 2
+    (tmp_path / "cache" / "qemu-version.json").write_text("{not json")
+    assert fresh_process_version() == (10, 1, 0) and len(asked) == 3
+    assert fresh_process_version() == (10, 1, 0) and len(asked) == 3
