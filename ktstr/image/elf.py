@@ -20,10 +20,12 @@ the baseline library always works.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import struct
 import subprocess
+import tempfile
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ktstr.declare.base import Frozen
 from ktstr.errors import InfraError, UserError
+from ktstr.paths import cache_root
 
 if TYPE_CHECKING:
     from elftools.elf.structs import ELFStructs
@@ -194,13 +197,62 @@ def _c_string(handle: BinaryIO, offset: int) -> str:
 
 
 def elf_facts(path: Path) -> ElfFacts | None:
-    """The loader-relevant facts of ``path``, or None when it is not an ELF file."""
+    """The loader-relevant facts of ``path``, or None when it is not an ELF file.
+
+    Remembered in ``<cache>/elf-facts.json`` while the file's identity (device, inode,
+    size, mtime) is unchanged: every run reads the scheduler's and the C runtime's
+    headers, and importing pyelftools and parsing them cost each process ~50 ms."""
     real = os.path.realpath(path)
     try:
         st = os.stat(real)
     except OSError as exc:
         raise UserError(f"{path} does not exist or cannot be read: {exc}") from exc
-    return _facts_cached(real, st.st_size, st.st_mtime_ns)
+    ident = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    memo = _facts_memo()
+    hit = memo.get(real)
+    if isinstance(hit, dict) and hit.get("identity") == ident:
+        try:
+            raw = hit.get("facts")
+            return None if raw is None else ElfFacts.model_validate(raw)
+        except ValueError:
+            pass
+    facts = _facts_cached(real, st.st_size, st.st_mtime_ns)
+    memo[real] = {"identity": ident,
+                  "facts": None if facts is None else facts.model_dump(mode="json")}
+    _write_facts_memo(memo)
+    return facts
+
+
+def _facts_memo_path() -> Path:
+    return cache_root() / "elf-facts.json"
+
+
+#: this process's view of the memo, by memo path (tests point the cache elsewhere)
+_FACTS_MEMO: dict[Path, dict[str, Any]] = {}
+
+
+def _facts_memo() -> dict[str, Any]:
+    path = _facts_memo_path()
+    if path not in _FACTS_MEMO:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        _FACTS_MEMO[path] = data if isinstance(data, dict) else {}
+    return _FACTS_MEMO[path]
+
+
+def _write_facts_memo(memo: dict[str, Any]) -> None:
+    """Atomically; a failure (or a lost race with another process) costs a parse."""
+    path = _facts_memo_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".elf-facts.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(memo, fh)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.debug("ELF facts memo not written: %s", exc)
 
 
 # -- the ld.so cache --------------------------------------------------------------------

@@ -6,12 +6,13 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from ktstr.errors import UserError
 from ktstr.image import elf
-from ktstr.image.elf import LibrarySearch, closure
+from ktstr.image.elf import ElfFacts, LibrarySearch, closure, elf_facts
 
 BUSYBOX = Path("/bin/busybox")
 INTERP = "/lib64/ld-linux-x86-64.so.2"
@@ -154,3 +155,33 @@ def test_a_library_the_cache_finds_elsewhere_goes_to_a_default_dir_in_the_guest(
     assert elf._guest_for_cached("/usr/lib/x86_64-linux-gnu/libz.so.1", search) == (
         "/usr/lib/x86_64-linux-gnu/libz.so.1"
     )
+
+
+def test_facts_are_remembered_across_processes_until_the_file_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later process (here: the in-process caches cleared) takes the facts from
+    ``elf-facts.json`` without parsing; a rewritten file, or a bad memo, is parsed."""
+    monkeypatch.setenv("KTSTR_CACHE_DIR", str(tmp_path / "cache"))
+    binary = tmp_path / "true"
+    shutil.copy2("/bin/true", binary)
+    parsed: list[str] = []
+    real_read = elf._read_facts
+
+    def counting(handle: BinaryIO) -> ElfFacts:
+        parsed.append("x")
+        return real_read(handle)
+
+    monkeypatch.setattr(elf, "_read_facts", counting)
+
+    def fresh_process_facts() -> ElfFacts | None:
+        elf._FACTS_MEMO.clear()
+        elf._facts_cached.cache_clear()
+        return elf_facts(binary)
+
+    first = fresh_process_facts()
+    assert first is not None and first.needed and len(parsed) == 1
+    assert fresh_process_facts() == first and len(parsed) == 1  # from the memo
+    shutil.copy2("/bin/sh", binary)  # another file at the same path
+    assert fresh_process_facts() is not None and len(parsed) == 2  # parsed again
+    (tmp_path / "cache" / "elf-facts.json").write_text("[")
+    assert fresh_process_facts() is not None and len(parsed) == 3
