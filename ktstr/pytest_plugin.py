@@ -5,9 +5,9 @@ kernel; with ``--ktstr-gauntlet`` every accepted preset x profile x kernel). Eac
 boots its own VM; a crashed VM fails that variant only. Sidecar JSON files land in
 ``--ktstr-results`` and a summary table ends the session.
 
-The ``--ktstr-*`` options become one ``KtstrOptions`` in ``pytest_configure``, kept on
-the config under ``OPTIONS``. Every xdist worker builds its own from the options it
-receives. Everything reaches the runs through ``KtstrSession`` and ``RunRequest``, never
+The ``--ktstr-*`` options become one ``KtstrOptions`` (``ktstr_options``, on first use),
+kept on the config under ``OPTIONS``. Every xdist worker builds its own from the options
+it receives. Everything reaches the runs through ``KtstrSession`` and ``RunRequest``, never
 through ``os.environ``.
 """
 
@@ -20,18 +20,21 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ktstr.errors import UserError
-from ktstr.testkit.session import KtstrOptions, KtstrSession
-from ktstr.vm.host import AccelRequest
 
 if TYPE_CHECKING:
+    from ktstr.testkit.session import KtstrOptions, KtstrSession
     from ktstr.testkit.variants import KernelChoice
 
 # Only what every pytest process needs is imported here: a pytest-xdist controller runs
 # no test, and it cannot start its workers before this module is imported. What the
-# tests need (specs, variants, sidecars) is imported by the hooks that use it.
+# tests need (specs, variants, sidecars, and pydantic itself) is imported by the hooks
+# that use it; the controller only checks the options and, at its end, prints the table.
+
+#: ``--ktstr-accel`` (``ktstr.vm.host.AccelRequest``'s values; a unit test keeps them equal)
+ACCEL_CHOICES = ("auto", "kvm", "tcg")
 
 #: the typed ``--ktstr-*`` options of this pytest process (``pytest_configure``)
-OPTIONS = pytest.StashKey[KtstrOptions]()
+OPTIONS = pytest.StashKey["KtstrOptions"]()
 _KERNELS = pytest.StashKey["list[KernelChoice]"]()
 _STARTED = pytest.StashKey[float]()
 
@@ -44,7 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 "kernel with sched_ext.")
     g.addoption("--ktstr-gauntlet", action="store_true", default=False,
                 help="Expand every @ktstr_test over accepted presets x flag profiles.")
-    g.addoption("--ktstr-accel", default="auto", choices=[a.value for a in AccelRequest],
+    g.addoption("--ktstr-accel", default="auto", choices=list(ACCEL_CHOICES),
                 help="auto (KVM when it works, else TCG), kvm or tcg.")
     g.addoption("--ktstr-keep", action="store_true", default=False,
                 help="Keep every run directory (console, argv, image), not only failed ones.")
@@ -61,12 +64,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 "$KTSTR_CPU_BUDGET, else all). A VM holds min(vCPUs, N) of them while it runs.")
 
 
-def options_from(config: pytest.Config) -> KtstrOptions:
-    """The ``--ktstr-*`` options, typed and checked (a bad value is a usage error)."""
+def _budget(config: pytest.Config) -> int:
     budget = int(config.getoption("--ktstr-cpu-budget") or 0)
     if budget < 0:
         raise pytest.UsageError(f"--ktstr-cpu-budget={budget}: give a whole number of "
                                 "CPUs >= 1 (0: $KTSTR_CPU_BUDGET, else all)")
+    return budget
+
+
+def options_from(config: pytest.Config) -> KtstrOptions:
+    """The ``--ktstr-*`` options, typed and checked (a bad value is a usage error)."""
+    from ktstr.testkit.session import KtstrOptions
+    from ktstr.vm.host import AccelRequest
+
+    budget = _budget(config)
     return KtstrOptions(
         kernels=tuple(config.getoption("--ktstr-kernel") or ()),
         gauntlet=bool(config.getoption("--ktstr-gauntlet")),
@@ -82,7 +93,15 @@ def options_from(config: pytest.Config) -> KtstrOptions:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ktstr: a @ktstr_test scheduler test (boots VMs)")
     config.stash[_STARTED] = time.time()
-    config.stash[OPTIONS] = options_from(config)
+    _budget(config)  # a usage error at once, in the controller too
+
+
+def ktstr_options(config: pytest.Config) -> KtstrOptions:
+    """This process's ``KtstrOptions``, made on first use (a pytest-xdist controller
+    never needs them)."""
+    if OPTIONS not in config.stash:
+        config.stash[OPTIONS] = options_from(config)
+    return config.stash[OPTIONS]
 
 
 def _kernel_choices(config: pytest.Config) -> list[KernelChoice]:
@@ -91,7 +110,7 @@ def _kernel_choices(config: pytest.Config) -> list[KernelChoice]:
     from ktstr.kernel.resolve import resolve_kernel
     from ktstr.testkit.variants import KernelChoice
 
-    specs = list(config.stash[OPTIONS].kernels)
+    specs = list(ktstr_options(config).kernels)
     choices: list[KernelChoice] = []
     for spec in specs or [None]:  # type: ignore[list-item]
         try:
@@ -112,7 +131,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if spec is None or "ktstr_variant" not in metafunc.fixturenames:
         return
     variants = expand_variants(spec, _kernel_choices(metafunc.config),
-                               gauntlet=metafunc.config.stash[OPTIONS].gauntlet)
+                               gauntlet=ktstr_options(metafunc.config).gauntlet)
     metafunc.parametrize("ktstr_variant", variants, ids=[v.id for v in variants])
 
 
@@ -127,22 +146,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def ktstr_session(request: pytest.FixtureRequest) -> KtstrSession:
     from ktstr.declare.topology import HostCapacity
+    from ktstr.testkit.session import KtstrSession
 
     config = request.config
     worker = getattr(config, "workerinput", {}).get("workerid", "master")
-    return KtstrSession.from_options(config.stash[OPTIONS], host=HostCapacity.detect(),
+    return KtstrSession.from_options(ktstr_options(config), host=HostCapacity.detect(),
                                      worker_id=worker)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
                             config: pytest.Config) -> None:
-    if hasattr(config, "workerinput") or OPTIONS not in config.stash:
+    if hasattr(config, "workerinput") or _STARTED not in config.stash:
         return
-    from ktstr.testkit.sidecar import read_sidecars
-    from ktstr.testkit.summary import summary_lines
+    from ktstr.testkit.summary import read_sidecar_json, summary_lines
 
-    rows = read_sidecars(config.stash[OPTIONS].results_dir,
-                         since=config.stash.get(_STARTED, 0.0))
+    rows = read_sidecar_json(Path(config.getoption("--ktstr-results")).resolve(),
+                             since=config.stash.get(_STARTED, 0.0))
     if not rows:
         return
     tr = terminalreporter

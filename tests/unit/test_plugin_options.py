@@ -132,3 +132,37 @@ def test_sidecars_round_trip_typed(tmp_path: Path) -> None:
     assert back.runs[0].reasons == ["died"] and back.runs[0].console_tail == ""
     assert summary_lines([back]) == summary_lines([raw])
     assert "test_x[1n1l2c1t]  failed   FAIL    scx_simple   7.2.13" in summary_lines([back])[1]
+
+
+def test_the_plugin_module_leaves_pydantic_and_the_models_to_the_tests() -> None:
+    """A pytest-xdist controller imports the plugin before it can start its workers and
+    runs no test: importing the plugin must not build ktstr's models."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ktstr.pytest_plugin; "
+            "print(sorted(m for m in sys.modules if m == 'pydantic' "
+            "or m.startswith(('ktstr.declare.', 'ktstr.results.', 'ktstr.testkit.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_the_plugin_s_constants_match_the_models() -> None:
+    from ktstr import pytest_plugin
+    from ktstr.testkit import sidecar, summary
+    from ktstr.vm.host import AccelRequest
+
+    assert tuple(a.value for a in AccelRequest) == pytest_plugin.ACCEL_CHOICES
+    assert summary.SIDECAR_SUFFIX == sidecar.SUFFIX
+
+
+def test_the_summary_reads_sidecar_json_and_skips_other_files(tmp_path: Path) -> None:
+    from ktstr.testkit.summary import read_sidecar_json
+
+    (tmp_path / "a.ktstr.json").write_text(json.dumps({"test": "t.py::test_a"}))
+    (tmp_path / "b.ktstr.json").write_text("{not json")
+    (tmp_path / "c.ktstr.json").write_text("[1, 2]")
+    (tmp_path / "other.json").write_text(json.dumps({"test": "t.py::test_o"}))
+    assert [r["test"] for r in read_sidecar_json(tmp_path)] == ["t.py::test_a"]
+    assert read_sidecar_json(tmp_path / "missing") == []
