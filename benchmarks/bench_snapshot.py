@@ -67,13 +67,18 @@ def main() -> None:
     ap.add_argument("--kernel", default="7.2")
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
-    snaps = Path(tempfile.mkdtemp(prefix="ktstr-bench-snaps-"))
+    # the private snapshots are ~120 MB each: gone when the benchmark ends, however
+    with tempfile.TemporaryDirectory(prefix="ktstr-bench-snaps-") as snaps, \
+            tempfile.TemporaryDirectory(prefix="ktstr-bench-") as work:
+        measure(args, Path(snaps), Path(work))
+
+
+def measure(args: argparse.Namespace, snaps: Path, work: Path) -> None:
     os.environ["KTSTR_SNAPSHOT_DIR"] = str(snaps)
     os.environ.pop("KTSTR_SNAPSHOTS", None)
     kernel = resolve_kernel(args.kernel)
     qemu = find_qemu()
     choice = choose_accel(AccelRequest.AUTO, qemu)
-    work = Path(tempfile.mkdtemp(prefix="ktstr-bench-"))
 
     # 1. shell --exec true: restored, cold, raw QEMU
     shell = [*KTSTR, "shell", "--kernel", args.kernel, "--topology", "1,1,2,1", "--exec",
