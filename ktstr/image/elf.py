@@ -242,8 +242,18 @@ def _facts_memo() -> dict[str, Any]:
     return _FACTS_MEMO[path]
 
 
+#: entries kept in the memo at most (a file that is gone is dropped first)
+FACTS_MEMO_MAX = 4096
+
+
 def _write_facts_memo(memo: dict[str, Any]) -> None:
-    """Atomically; a failure (or a lost race with another process) costs a parse."""
+    """Atomically; a failure (or a lost race with another process) costs a parse.
+    Entries of files that no longer exist are dropped, and the newest
+    ``FACTS_MEMO_MAX`` kept, so include files from temporary folders do not pile up."""
+    for name in [n for n in memo if not os.path.exists(n)]:
+        del memo[name]
+    while len(memo) > FACTS_MEMO_MAX:
+        del memo[next(iter(memo))]  # the oldest insertion
     path = _facts_memo_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

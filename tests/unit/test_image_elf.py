@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -185,3 +186,17 @@ def test_facts_are_remembered_across_processes_until_the_file_changes(
     assert fresh_process_facts() is not None and len(parsed) == 2  # parsed again
     (tmp_path / "cache" / "elf-facts.json").write_text("[")
     assert fresh_process_facts() is not None and len(parsed) == 3
+
+
+def test_the_facts_memo_forgets_files_that_are_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KTSTR_CACHE_DIR", str(tmp_path / "cache"))
+    elf._FACTS_MEMO.clear()
+    gone, kept = tmp_path / "gone", tmp_path / "kept"
+    shutil.copy2("/bin/true", gone)
+    shutil.copy2("/bin/true", kept)
+    elf_facts(gone)
+    gone.unlink()
+    elf_facts(kept)
+    memo = json.loads((tmp_path / "cache" / "elf-facts.json").read_text())
+    assert list(memo) == [os.path.realpath(kept)]
