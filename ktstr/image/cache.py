@@ -103,8 +103,9 @@ def locked(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_output(final: Path) -> Iterator[IO[bytes]]:
-    """A temporary file beside ``final`` that replaces it only if the block succeeds."""
+def atomic_output(final: Path, *, durable: bool = True) -> Iterator[IO[bytes]]:
+    """A temporary file beside ``final`` that replaces it only if the block succeeds.
+    ``durable=False`` skips the fsync: for memos, which a crash only makes recomputed."""
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     try:
@@ -112,7 +113,8 @@ def atomic_output(final: Path) -> Iterator[IO[bytes]]:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -120,8 +122,8 @@ def atomic_output(final: Path) -> Iterator[IO[bytes]]:
         raise
 
 
-def write_atomic(final: Path, data: bytes) -> None:
-    with atomic_output(final) as handle:
+def write_atomic(final: Path, data: bytes, *, durable: bool = True) -> None:
+    with atomic_output(final, durable=durable) as handle:
         handle.write(data)
 
 

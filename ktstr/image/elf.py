@@ -25,7 +25,6 @@ import logging
 import os
 import struct
 import subprocess
-import tempfile
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ktstr.declare.base import Frozen
 from ktstr.errors import InfraError, UserError
+from ktstr.image.cache import identity, read_json, write_atomic
 from ktstr.paths import cache_root
 
 if TYPE_CHECKING:
@@ -203,21 +203,19 @@ def elf_facts(path: Path) -> ElfFacts | None:
     size, mtime) is unchanged: every run reads the scheduler's and the C runtime's
     headers, and importing pyelftools and parsing them cost each process ~50 ms."""
     real = os.path.realpath(path)
-    try:
-        st = os.stat(real)
-    except OSError as exc:
-        raise UserError(f"{path} does not exist or cannot be read: {exc}") from exc
-    ident = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+    ident = identity(real)
+    if ident is None:
+        raise UserError(f"{path} does not exist or cannot be read")
     memo = _facts_memo()
     hit = memo.get(real)
-    if isinstance(hit, dict) and hit.get("identity") == ident:
+    if isinstance(hit, dict) and hit.get("identity") == list(ident):
         try:
             raw = hit.get("facts")
             return None if raw is None else ElfFacts.model_validate(raw)
         except ValueError:
             pass
-    facts = _facts_cached(real, st.st_size, st.st_mtime_ns)
-    memo[real] = {"identity": ident,
+    facts = _facts_cached(real, ident[2], ident[3])
+    memo[real] = {"identity": list(ident),
                   "facts": None if facts is None else facts.model_dump(mode="json")}
     _write_facts_memo(memo)
     return facts
@@ -235,10 +233,9 @@ def _facts_memo() -> dict[str, Any]:
     path = _facts_memo_path()
     if path not in _FACTS_MEMO:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
-        _FACTS_MEMO[path] = data if isinstance(data, dict) else {}
+            _FACTS_MEMO[path] = dict(read_json(path) or {})
+        except OSError:
+            _FACTS_MEMO[path] = {}
     return _FACTS_MEMO[path]
 
 
@@ -254,13 +251,8 @@ def _write_facts_memo(memo: dict[str, Any]) -> None:
         del memo[name]
     while len(memo) > FACTS_MEMO_MAX:
         del memo[next(iter(memo))]  # the oldest insertion
-    path = _facts_memo_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".elf-facts.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(memo, fh)
-        os.replace(tmp, path)
+        write_atomic(_facts_memo_path(), json.dumps(memo).encode(), durable=False)
     except OSError as exc:
         log.debug("ELF facts memo not written: %s", exc)
 

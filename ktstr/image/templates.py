@@ -15,13 +15,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ktstr.errors import InfraError, UserError
+from ktstr.image.cache import write_atomic
 from ktstr.paths import cache_root
 from ktstr.resources import package_path
 
@@ -96,11 +96,7 @@ def render(template_name: str, /, **context: Any) -> str:
     text = _render(template_name, context)
     if memo is not None:
         try:
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".render.", dir=memo.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, memo)
+            write_atomic(memo, text.encode("utf-8"), durable=False)
         except OSError as exc:
             log.debug("rendered template not remembered: %s", exc)
     return text

@@ -23,9 +23,10 @@ from ktstr.results.model import (
     Timings,
     Verdict,
 )
+from ktstr.testkit.summary import SIDECAR_SUFFIX
 from ktstr.testkit.variants import Variant
 
-SUFFIX = ".ktstr.json"
+SUFFIX = SIDECAR_SUFFIX  # defined with the light reader that the summary uses
 #: a run's fields that sidecars leave out (long; kept in the run directory)
 _RUN_EXCLUDE = {"console_tail", "sched_log"}
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ktstr.testkit.sidecar import Sidecar
 
-#: the sidecar files' suffix (``ktstr.testkit.sidecar.SUFFIX``; a unit test keeps them equal)
+#: the sidecar files' suffix (``ktstr.testkit.sidecar`` writes them)
 SIDECAR_SUFFIX = ".ktstr.json"
 
 #: widest TEST column; longer ids are shortened in the middle, never from the left

@@ -23,14 +23,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from ktstr.declare.base import Frozen
 from ktstr.declare.topology import Topology
 from ktstr.errors import InfraError, UserError
+from ktstr.image.cache import identity, read_json, write_atomic
 from ktstr.paths import cache_root
 from ktstr.vm.argv import Accel, TcgThreading
 
@@ -104,53 +103,31 @@ def qemu_version(qemu: str) -> tuple[int, int, int]:
     return _qemu_version(os.path.realpath(shutil.which(qemu) or qemu))
 
 
-def _identity(path: str) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
-
-
 def _version_memo_path() -> Path:
     return cache_root() / "qemu-version.json"
 
 
-def _read_version_memo() -> dict[str, Any]:
-    try:
-        data = json.loads(_version_memo_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 @functools.cache
 def _qemu_version(real: str) -> tuple[int, int, int]:
-    ident = _identity(real)
-    memo = _read_version_memo()
+    ident = identity(real)
+    try:
+        memo = read_json(_version_memo_path()) or {}
+    except OSError:
+        memo = {}
     hit = memo.get(real)
-    if ident is not None and isinstance(hit, dict) and hit.get("identity") == ident:
+    if ident is not None and isinstance(hit, dict) and hit.get("identity") == list(ident):
         ver = hit.get("version")
         if isinstance(ver, list) and len(ver) == 3 and all(isinstance(v, int) for v in ver):
             return ver[0], ver[1], ver[2]
     found = _ask_qemu_version(real)
     if ident is not None:
-        memo[real] = {"identity": ident, "version": list(found)}
-        _write_version_memo(memo)
+        memo[real] = {"identity": list(ident), "version": list(found)}
+        try:  # a failure only costs the memo
+            write_atomic(_version_memo_path(), json.dumps(memo, indent=1).encode(),
+                         durable=False)
+        except OSError as exc:
+            log.debug("QEMU version memo not written: %s", exc)
     return found
-
-
-def _write_version_memo(memo: dict[str, Any]) -> None:
-    """Atomically (a temporary file renamed over it); a failure only costs the memo."""
-    path = _version_memo_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".qemu-version.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(memo, fh, indent=1)
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.debug("QEMU version memo not written: %s", exc)
 
 
 def _ask_qemu_version(qemu: str) -> tuple[int, int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -15,15 +16,11 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_THP_DISABLE = 41
 
 
-def _set_pdeathsig() -> None:  # runs in the child between fork and exec
+def _child_setup(huge_pages: bool) -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _set_pdeathsig_no_thp() -> None:  # the same, and no transparent huge pages
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)
+    if not huge_pages:
+        libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)
 
 
 def pdeathsig_preexec(*, huge_pages: bool = True) -> Callable[[], None]:
@@ -35,7 +32,7 @@ def pdeathsig_preexec(*, huge_pages: bool = True) -> Callable[[], None]:
     one faults in (and zeroes) a whole 2 MB page; without, loads took 0.08-0.13 s
     instead of 0.32-0.59 s (docs/performance.md). Under KVM huge pages back the guest's
     EPT and are worth keeping."""
-    return _set_pdeathsig if huge_pages else _set_pdeathsig_no_thp
+    return functools.partial(_child_setup, huge_pages)
 
 
 def stop_process(
