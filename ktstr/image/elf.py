@@ -25,6 +25,7 @@ import logging
 import os
 import struct
 import subprocess
+import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -206,8 +207,8 @@ def elf_facts(path: Path) -> ElfFacts | None:
     ident = identity(real)
     if ident is None:
         raise UserError(f"{path} does not exist or cannot be read")
-    memo = _facts_memo()
-    hit = memo.get(real)
+    with _FACTS_LOCK:
+        hit = _facts_memo().get(real)
     if isinstance(hit, dict) and hit.get("identity") == list(ident):
         try:
             raw = hit.get("facts")
@@ -215,9 +216,11 @@ def elf_facts(path: Path) -> ElfFacts | None:
         except ValueError:
             pass
     facts = _facts_cached(real, ident[2], ident[3])
-    memo[real] = {"identity": list(ident),
-                  "facts": None if facts is None else facts.model_dump(mode="json")}
-    _write_facts_memo(memo)
+    with _FACTS_LOCK:
+        memo = _facts_memo()
+        memo[real] = {"identity": list(ident),
+                      "facts": None if facts is None else facts.model_dump(mode="json")}
+        _write_facts_memo(memo)
     return facts
 
 
@@ -227,6 +230,9 @@ def _facts_memo_path() -> Path:
 
 #: this process's view of the memo, by memo path (tests point the cache elsewhere)
 _FACTS_MEMO: dict[Path, dict[str, Any]] = {}
+#: held while the memo is read, changed or written: parallel image builds in one process
+#: (threads) share it, and pruning walks it
+_FACTS_LOCK = threading.Lock()
 
 
 def _facts_memo() -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -200,3 +201,41 @@ def test_the_facts_memo_forgets_files_that_are_gone(
     elf_facts(kept)
     memo = json.loads((tmp_path / "cache" / "elf-facts.json").read_text())
     assert list(memo) == [os.path.realpath(kept)]
+
+
+def test_threads_share_the_facts_memo_safely(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parallel image builds in one process (threads) read and add entries at once: one
+    thread's pruning walk over the memo must not see another's insert
+    ("dictionary changed size during iteration", seen in CI)."""
+    monkeypatch.setenv("KTSTR_CACHE_DIR", str(tmp_path / "cache"))
+    elf._FACTS_MEMO.clear()
+    others = tmp_path / "others"
+    others.mkdir()
+    memo = elf._facts_memo()
+    for i in range(2000):  # existing files: every write walks them all
+        (others / str(i)).touch()
+        memo[str(others / str(i))] = {"identity": [], "facts": None}
+    binaries = []
+    for i in range(24):
+        binaries.append(tmp_path / f"true{i}")
+        shutil.copy2("/bin/true", binaries[-1])
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def facts_of(mine: list[Path]) -> None:
+        start.wait(timeout=30)
+        try:
+            for path in mine:
+                assert elf_facts(path) is not None
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=facts_of, args=(binaries[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    kept = json.loads((tmp_path / "cache" / "elf-facts.json").read_text())
+    assert {os.path.realpath(b) for b in binaries} <= set(kept)
