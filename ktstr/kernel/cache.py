@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -145,6 +146,19 @@ def _memo_path(image: Path) -> Path:
     return image.with_name(f".{image.name}.sha256.json")
 
 
+def _write_memo(memo: Path, record: dict[str, object]) -> None:
+    """Through a temporary file of its own: threads of one process may hash at once."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{memo.name}.", suffix=".tmp", dir=memo.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(record, handle)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, memo)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def image_digest(path: Path) -> str:
     """``sha256_file`` of a kernel image, computed again only when the file changed: by
     this process (``_DIGESTS``) or by any earlier one (the memo beside the image). Every
@@ -165,12 +179,10 @@ def image_digest(path: Path) -> str:
         known = None
     if known is None:
         known = sha256_file(path)
-        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
         try:  # the cache may be read-only to this user: then every process hashes
-            tmp.write_text(json.dumps({"identity": ident, "sha256": known}))
-            os.replace(tmp, memo)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+            _write_memo(memo, {"identity": ident, "sha256": known})
+        except OSError as exc:
+            log.debug("image digest not remembered beside %s: %s", path, exc)
     _DIGESTS[key] = known
     return known
 
