@@ -15,6 +15,15 @@ from svchelpers import wait_until
 KTSTR = [str(Path(sys.executable).parent / "ktstr")]
 
 
+def _as_from_a_terminal() -> None:
+    """In the child before exec: SIGINT back to its default action. A suite started in
+    the background by a shell without job control (``cmd &`` in a script, as CI runners
+    and ``nohup`` do) inherits SIGINT ignored, and a Python child started with it
+    ignored never raises KeyboardInterrupt; the tests that interrupt a client stand for
+    a user pressing Ctrl-C in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Proc:
     """A child process with its output in a file; ``stop()`` or ``kill()`` ends it."""
 
@@ -22,7 +31,8 @@ class Proc:
         self.argv, self.log = argv, log
         self._out = open(log, "ab")  # noqa: SIM115 (closed in stop/kill)
         self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **(env or {})},
+                                     preexec_fn=_as_from_a_terminal)  # noqa: PLW1509
 
     @property
     def pid(self) -> int:
