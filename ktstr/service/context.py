@@ -14,17 +14,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ktstr.service.auth import Capability, Principal
 from ktstr.service.batch import Batcher
+from ktstr.service.db.claims import ClaimAsk, HotAssignment, NoJob, claim_batch_async
 from ktstr.service.db.engine import Database
-from ktstr.service.db.jobs import (
-    ClaimAsk,
-    Finished,
-    HotAssignment,
-    NoJob,
-    ResultAsk,
-    WorkerRef,
-    claim_batch_async,
-    finish_batch_async,
-)
+from ktstr.service.db.jobs import WorkerRef
+from ktstr.service.db.reports import Finished, ResultAsk, finish_batch_async
 from ktstr.service.db.users import authenticate
 from ktstr.service.errors import Unauthorized
 from ktstr.service.settings import Settings

@@ -28,7 +28,7 @@ import anyio.to_thread
 from ktstr import __version__
 from ktstr.contract import Assignment, parse_result
 from ktstr.service.context import ServiceContext
-from ktstr.service.db import jobs, workers
+from ktstr.service.db import claims, jobs, reports, workers
 from ktstr.service.db.dispatch import (
     JobView,
     cancel_job,
@@ -270,7 +270,7 @@ class Dispatcher:
         ctx, job = self.ctx, run.job
         if not run.started and status.state is not ProviderState.PENDING:
             with contextlib.suppress(Conflict):
-                jobs.start(ctx.db, self.who, job.job_id,
+                reports.start(ctx.db, self.who, job.job_id,
                            JobStart(worker=slot.name, attempt=job.attempt), ctx.clock())
             run.started = True
         if not status.state.final:
@@ -285,7 +285,7 @@ class Dispatcher:
                                run.cancel_reason, text, ctx.settings.logs_dir, ctx.clock())
             return
         try:
-            state = jobs.finish(ctx.db, self.who, job.job_id,
+            state = reports.finish(ctx.db, self.who, job.job_id,
                                 result_of(status, text, slot.name, job.attempt, duration),
                                 ctx.settings.logs_dir, ctx.clock())
         except Conflict as exc:  # requeued meanwhile and claimed again
@@ -297,7 +297,7 @@ class Dispatcher:
 
     def _claim(self, slot: Slot) -> None:
         ctx = self.ctx
-        got = jobs.claim(ctx.db, self.who, self.refs[slot.name], slot.session, ctx.settings,
+        got = claims.claim(ctx.db, self.who, self.refs[slot.name], slot.session, ctx.settings,
                          ctx.clock())
         for lease_id in got.granted_leases:
             ctx.lease_events.notify_all(lease_id)
@@ -310,7 +310,7 @@ class Dispatcher:
         try:
             handle = slot.provider.kickoff(pjob)
         except ProviderError as exc:
-            jobs.finish(ctx.db, self.who, job.job_id, JobResultIn(
+            reports.finish(ctx.db, self.who, job.job_id, JobResultIn(
                 worker=slot.name, attempt=job.attempt, failed=True, duration_s=0.0,
                 reasons=[f"cannot start the job on {slot.name}: {exc}"]),
                 ctx.settings.logs_dir, ctx.clock())

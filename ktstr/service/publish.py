@@ -12,7 +12,7 @@ from ktstr.contract import Cell
 from ktstr.results.model import Verdict
 from ktstr.service.context import ServiceContext
 from ktstr.service.db.engine import Database
-from ktstr.service.db.jobs import Finished, RecordFacts
+from ktstr.service.db.reports import Finished, RecordFacts
 from ktstr.service.db.tables import JobRow, PlanRow, SutClassRow, User, WorkerRow
 from ktstr.service.resultstore import ResultRecord, ResultStore
 from ktstr.service.schemas import JobResultIn, ts

@@ -1,6 +1,7 @@
 """Queries of the service-side dispatcher: who it acts as, what its jobs look like now,
 and ending a job it cancelled. Claim, start and finish are the pull workers' own
-(``ktstr.service.db.jobs``), so a dispatched job is claimed exactly like a pulled one."""
+(``ktstr.service.db.claims``, ``ktstr.service.db.reports``), so a dispatched job is
+claimed exactly like a pulled one."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ktstr.declare.base import Frozen
 from ktstr.errors import InfraError
 from ktstr.service.auth import Capability, Principal
 from ktstr.service.db.engine import Database
-from ktstr.service.db.jobs import _job_of, _move, move_worker, requeue_or_fail
+from ktstr.service.db.jobs import held_job, move_job, move_worker, requeue_or_fail
 from ktstr.service.db.plans import close_plan_if_done
 from ktstr.service.db.tables import JobRow, PlanRow, User, WorkerRow
 from ktstr.service.db.users import principal_of
@@ -60,8 +61,8 @@ def cancel_job(db: Database, job_id: int, attempt: int, worker: str, reason: str
         w = s.scalar(select(WorkerRow).where(WorkerRow.name == worker))
         if w is None:
             raise InfraError(f"no worker row {worker!r} for a dispatched job")
-        job = _job_of(s, db, job_id, w, attempt)
-        _move(job, JobState.CANCELLED)
+        job = held_job(s, db, job_id, w, attempt)
+        move_job(job, JobState.CANCELLED)
         job.reasons = [reason]
         job.finished_at = now
         if job.started_at is not None:
@@ -121,5 +122,5 @@ def give_up(db: Database, job_id: int, attempt: int, worker: str, reason: str,
         w = s.scalar(select(WorkerRow).where(WorkerRow.name == worker))
         if w is None:
             raise InfraError(f"no worker row {worker!r} for a dispatched job")
-        job = _job_of(s, db, job_id, w, attempt)
+        job = held_job(s, db, job_id, w, attempt)
         return requeue_or_fail(s, job, reason, settings, now)

@@ -1,7 +1,7 @@
 """Lease queries: acquire, list, renew, release, and the allocation/expiry sweep.
 
 Every change runs in one write transaction, so a SUT is never given to a lease and a
-job at once: claims (``db.jobs.claim``) see acquired leases, and allocation sees held jobs.
+job at once: claims (``db.claims.claim``) see acquired leases, and allocation sees held jobs.
 """
 
 from __future__ import annotations

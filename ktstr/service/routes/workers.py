@@ -11,8 +11,10 @@ from fastapi import APIRouter, Response
 
 from ktstr.service.auth import Principal
 from ktstr.service.context import Ctx, Lease, Query, ServiceContext
-from ktstr.service.db import jobs, workers
-from ktstr.service.db.jobs import ClaimAsk, Claimed, HotAssignment, ResultAsk, WorkerRef
+from ktstr.service.db import claims, jobs, reports, workers
+from ktstr.service.db.claims import ClaimAsk, Claimed, HotAssignment
+from ktstr.service.db.jobs import WorkerRef
+from ktstr.service.db.reports import ResultAsk
 from ktstr.service.publish import keep_and_publish
 from ktstr.service.schemas import (
     ClaimReply,
@@ -100,7 +102,7 @@ async def claim_reply(ctx: ServiceContext, who: Principal, name: str, body: Clai
     ask = ClaimAsk(ref, body.session)
 
     def attempt() -> Claimed:
-        return jobs.claim(ctx.db, who, ref, body.session, ctx.settings, ctx.clock())
+        return claims.claim(ctx.db, who, ref, body.session, ctx.settings, ctx.clock())
 
     while True:
         fut = ctx.wakeup.subscribe(cls)
@@ -133,7 +135,7 @@ async def claim_reply(ctx: ServiceContext, who: Principal, name: str, body: Clai
 @router.post("/jobs/{job_id}/start")
 async def job_start(job_id: int, body: JobStart, who: Lease, ctx: Ctx) -> None:
     ref = await _worker_ref(ctx, body.worker)
-    await anyio.to_thread.run_sync(jobs.start, ctx.db, who, job_id, body, ctx.clock(), ref)
+    await anyio.to_thread.run_sync(reports.start, ctx.db, who, job_id, body, ctx.clock(), ref)
 
 
 @router.post("/jobs/{job_id}/result")
@@ -152,7 +154,7 @@ async def record_result(ctx: ServiceContext, who: Principal, job_id: int, body: 
     # the common case on the event loop, batched with the results that arrive meanwhile,
     # and its files under --storage too unless it publishes (the result store is another
     # database)
-    log_path = jobs.keep_log(job_id, body, ctx.settings.logs_dir)
+    log_path = reports.keep_log(job_id, body, ctx.settings.logs_dir)
     done = await ctx.results(ResultAsk(job_id, body, ref, log_path))
     if (done is not None and done.facts is not None
             and not (done.facts.publish and ctx.settings.resultstore)):
@@ -161,8 +163,8 @@ async def record_result(ctx: ServiceContext, who: Principal, job_id: int, body: 
     now = ctx.clock()
 
     def record() -> JobState:
-        got = done or jobs.finish_result(ctx.db, who, job_id, body, ctx.settings.logs_dir,
-                                         now)
+        got = done or reports.finish_result(ctx.db, who, job_id, body,
+                                            ctx.settings.logs_dir, now)
         keep_and_publish(ctx, job_id, (body, got))
         return got.state
 

@@ -15,18 +15,11 @@ import pytest
 from conftest import write_sutclasses
 
 from ktstr.service.auth import Capability, Principal
+from ktstr.service.db.claims import NO_JOB, ClaimAsk, HotAssignment, claim_batch_async
 from ktstr.service.db.engine import Database
-from ktstr.service.db.jobs import (
-    NO_JOB,
-    ClaimAsk,
-    HotAssignment,
-    ResultAsk,
-    WorkerRef,
-    claim_batch_async,
-    finish_batch_async,
-    worker_ref,
-)
+from ktstr.service.db.jobs import WorkerRef, worker_ref
 from ktstr.service.db.plans import submit_plan
+from ktstr.service.db.reports import ResultAsk, finish_batch_async
 from ktstr.service.db.sutclasses import sutclass_ids
 from ktstr.service.db.tables import PlanRow
 from ktstr.service.db.workers import register

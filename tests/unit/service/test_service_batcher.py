@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from ktstr.service.batch import Batcher
-from ktstr.service.db.jobs import _rounds
+from ktstr.service.db.jobs import batch_rounds
 
 
 def test_requests_arriving_during_a_batch_form_the_next_one() -> None:
@@ -104,5 +104,5 @@ def test_a_cancelled_caller_does_not_disturb_its_batch() -> None:
 
 
 def test_rounds_never_repeat_a_key() -> None:
-    assert _rounds([1, 2, 1, 3, 1, 2]) == [[0, 1, 3], [2, 5], [4]]
-    assert _rounds([]) == []
+    assert batch_rounds([1, 2, 1, 3, 1, 2]) == [[0, 1, 3], [2, 5], [4]]
+    assert batch_rounds([]) == []
