@@ -6,7 +6,7 @@
 For each backend (a SQLite file; a throwaway PostgreSQL started here), three runs:
 
 - query: 200 simulated workers (threads) call the claim transaction itself
-  (``ktstr.service.db.jobs.claim``) against 10,000 queued jobs, reporting each job right
+  (``ktstr.service.db.claims.claim``) against 10,000 queued jobs, reporting each job right
   after claiming it. Claim latency p50/p99 and claims/s.
 - http: the same over HTTP against ``ktstr sched run`` in its own process; the 200
   workers are asyncio clients (claim, then report). Claim request latency and claims/s.
@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,8 +33,20 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import httpx
+from _proccpu import (
+    cpu_line,
+    group_cpu,
+    host_cpu,
+    postgres_pids,
+    process_tree,
+    py_spy,
+    self_cpu,
+    summarize_profile,
+)
+from _rawhttp import RawHttp
 
 from ktstr.service.auth import Capability, Principal
+from ktstr.service.db import claims, reports
 from ktstr.service.db import jobs as jobq
 from ktstr.service.db.engine import Database
 from ktstr.service.db.plans import submit_plan
@@ -97,13 +107,13 @@ def bench_query(settings: Settings, n_jobs: int, n_workers: int) -> dict[str, fl
             start.wait()
             while True:
                 t0 = time.perf_counter()
-                job = jobq.claim(db, admin, refs[i], sessions[i].session, settings,
+                job = claims.claim(db, admin, refs[i], sessions[i].session, settings,
                                  time.time()).job
                 if job is None:  # the backlog is drained (not a claim latency: the
                     break        # http run does not count these either)
                 mine.append(time.perf_counter() - t0)
                 got.append(job.job_id)
-                jobq.finish(db, admin, job.job_id, JobResultIn(
+                reports.finish(db, admin, job.job_id, JobResultIn(
                     worker=name, attempt=job.attempt, outcome="pass", duration_s=0.0),
                     settings.logs_dir, time.time(), refs[i])
             with lock:
@@ -158,81 +168,6 @@ def service_process(settings: Settings, tmp: Path, service_workers: int = 1
             proc.wait(30)
 
 
-class _Reply(asyncio.Protocol):
-    """One keep-alive connection's responses, parsed from the bytes as they arrive (no
-    stream reader, no per-line reads): the status and the body of each."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0 or self.waiter is None:
-            return
-        head = bytes(self.buf[:end]).lower()
-        length = 0
-        at = head.find(b"\r\ncontent-length:")
-        if at >= 0:
-            eol = head.find(b"\r\n", at + 2)
-            length = int(head[at + 17:eol if eol >= 0 else len(head)])
-        if len(self.buf) < end + 4 + length:
-            return
-        body = bytes(self.buf[end + 4:end + 4 + length])
-        del self.buf[:end + 4 + length]
-        waiter, self.waiter = self.waiter, None
-        if not waiter.done():
-            waiter.set_result((int(head[9:12]), body))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(exc or ConnectionError("the service closed it"))
-
-
-class RawHttp:
-    """A minimal HTTP/1.1 keep-alive client (one connection, one request at a time,
-    requests encoded once), so the simulated workers spend as little as possible of the
-    CPUs they share with the service: httpx's AsyncClient costs about as much CPU per
-    request as the service does, asyncio streams about a third of that."""
-
-    def __init__(self, url: str, token: str) -> None:
-        u = httpx.URL(url)
-        self.host, self.port = u.host, u.port or 80
-        self.auth = f"Bearer {token}".encode()
-        self.conn: _Reply | None = None
-
-    def encode(self, method: str, path: str, body: Any = None) -> bytes:
-        """The bytes of one request (reusable: a worker's claim never changes)."""
-        data = b"" if body is None else json.dumps(body).encode()
-        return (b"%s /api/v1%s HTTP/1.1\r\nHost: bench\r\nAuthorization: %s\r\n"
-                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                % (method.encode(), path.encode(), self.auth, len(data), data))
-
-    async def send(self, request: bytes) -> tuple[int, Any]:
-        if self.conn is None:
-            transport, self.conn = await asyncio.get_running_loop().create_connection(
-                _Reply, self.host, self.port)
-            self.conn.transport = transport  # (uvloop may call connection_made later)
-        conn = self.conn
-        conn.waiter = asyncio.get_running_loop().create_future()
-        assert conn.transport is not None
-        conn.transport.write(request)
-        status, payload = await conn.waiter
-        return status, json.loads(payload) if payload else None
-
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        return await self.send(self.encode(method, path, body))
-
-    def close(self) -> None:
-        if self.conn is not None and self.conn.transport is not None:
-            self.conn.transport.close()
-
-
 async def _http_workers(url: str, token: str, n_workers: int, long_poll: bool,
                         stop: asyncio.Event) -> tuple[list[float], list[int]]:
     latencies: list[float] = []
@@ -279,63 +214,6 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-@contextmanager
-def py_spy(pid: int, out: Path | None) -> Iterator[None]:
-    """Sample the service process (and its children: ``--workers``) with py-spy while
-    the body runs, into ``out`` (raw collapsed stacks, GIL holders only); no-op without
-    ``out``."""
-    if out is None:
-        yield
-        return
-    spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p",
-                            str(pid), "-s", "-g", "--nonblocking", "-r", "200", "-f", "raw",
-                            "-o", str(out)], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    try:
-        yield
-    finally:
-        spy.send_signal(signal.SIGINT)
-        spy.wait(60)
-
-
-#: leaf-frame file path fragment -> bucket, first match wins
-PROFILE_BUCKETS = [
-    ("fastapi/", "FastAPI (routing, dependencies, validation, serialisation)"),
-    ("starlette/", "Starlette"),
-    ("httptools_impl.py:524", "uvicorn: socket writes (headers)"),
-    ("httptools_impl.py:551", "uvicorn: socket writes (body)"),
-    ("uvicorn/", "uvicorn + httptools (other)"), ("httptools", "uvicorn + httptools (other)"),
-    ("anyio/", "anyio (thread hand-offs)"), ("threading.py", "threads, locks"),
-    ("concurrent/", "threads, locks"), ("queue.py", "threads, locks"),
-    ("asyncio/", "event loop (uvloop: epoll, socket reads, callbacks)"),
-    ("selectors.py", "event loop (uvloop: epoll, socket reads, callbacks)"),
-    ("sqlalchemy/", "SQLAlchemy (auth, reaper, general paths)"), ("psycopg", "psycopg"),
-    ("db/engine.py", "hot statements: DBAPI calls (sqlite3 in C; commit)"),
-    ("pydantic", "pydantic"), ("json/", "json"),
-    ("storage.py", "result files under --storage"), ("pathlib.py", "result files under --storage"),
-    ("<frozen os>", "result files under --storage"),
-    ("<frozen genericpath>", "result files under --storage"),
-    ("service/server.py", "socket writes (one per response, CorkedTransport)"),
-    ("ktstr/", "ktstr's own Python (hot path, routes, batches, records)"),
-    ("process ", "native code outside any Python frame"),
-]
-
-
-def summarize_profile(path: Path) -> list[tuple[str, float]]:
-    """(bucket, share of samples) from py-spy's raw output, by the leaf frame's file:
-    where the CPU holding the GIL was spent (self time), largest first."""
-    counts: dict[str, int] = {}
-    for line in path.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack:
-            continue
-        leaf = stack.rsplit(";", 1)[-1]
-        bucket = next((b for frag, b in PROFILE_BUCKETS if frag in leaf), "other")
-        counts[bucket] = counts.get(bucket, 0) + int(n)
-    total = sum(counts.values()) or 1
-    return sorted(((b, c / total) for b, c in counts.items()), key=lambda x: -x[1])
-
-
 def check_claims(claimed: list[int], expected: int | None) -> None:
     """No job claimed twice (and, for a drained backlog, every job claimed once)."""
     dupes = len(claimed) - len(set(claimed))
@@ -352,15 +230,15 @@ def bench_http(settings: Settings, tmp: Path, n_jobs: int, n_workers: int,
         httpx.post(f"{url}/api/v1/plans", headers={"Authorization": f"Bearer {token}"},
                    json={"plan": plan_document(n_jobs), "publish": False},
                    timeout=120).raise_for_status()
-        groups = {"service": lambda: _tree(pid),
-                  "postgres": lambda: _postgres_pids(pg_data) if pg_data else []}
-        cpu0, client0, host0 = _cpu(groups), _self_cpu(), _host_cpu()
+        groups = {"service": lambda: process_tree(pid),
+                  "postgres": lambda: postgres_pids(pg_data) if pg_data else []}
+        cpu0, client0, host0 = group_cpu(groups), self_cpu(), host_cpu()
         with py_spy(pid, profile):
             t0 = time.perf_counter()
             latencies, claimed = run_loop(_http_workers(url, token, n_workers, False,
                                                            asyncio.Event()))
             elapsed = time.perf_counter() - t0
-        cpu1, client1, host1 = _cpu(groups), _self_cpu(), _host_cpu()
+        cpu1, client1, host1 = group_cpu(groups), self_cpu(), host_cpu()
     check_claims(claimed, n_jobs)
     per_job = {f"{g}_cpu_ms_per_job": (cpu1[g] - cpu0[g]) * 1000 / n_jobs for g in cpu0}
     return {"claims_per_s": len(latencies) / elapsed, "p50_ms": pct(latencies, 0.5),
@@ -368,74 +246,6 @@ def bench_http(settings: Settings, tmp: Path, n_jobs: int, n_workers: int,
             "client_cpu_ms_per_job": (client1[0] - client0[0]) * 1000 / n_jobs,
             "client_sys_cpu_ms_per_job": (client1[1] - client0[1]) * 1000 / n_jobs,
             "host_busy_cpus": (host1 - host0) / elapsed}
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_line(r: dict[str, float]) -> str:
-    """``CPU ms per job: service 0.80 (sys 0.30), ...; host busy CPUs 1.9 of 2``."""
-    parts = []
-    for k, v in r.items():
-        name = k.removesuffix("_cpu_ms_per_job")
-        if k.endswith("_cpu_ms_per_job") and not name.endswith("_sys"):
-            system = r.get(f"{name}_sys_cpu_ms_per_job")
-            parts.append(f"{name} {v:.2f}" + (f" (sys {system:.2f})" if system else ""))
-    return (f"CPU ms per job: {', '.join(parts)}; host busy CPUs "
-            f"{r['host_busy_cpus']:.2f} of {os.cpu_count()}")
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2:].split()  # fields from the state (3rd) on
-
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its children (the service's --workers processes)."""
-    kids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-            and (st := _stat(int(p.name))) is not None and int(st[1]) == pid]
-    return [pid, *kids]
-
-
-def _postgres_pids(data: Path) -> list[int]:
-    """The postmaster of ``data`` and its children (backends, WAL writer, ...)."""
-    try:
-        postmaster = int((data / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return []
-    return _tree(postmaster)
-
-
-def _cpu(groups: dict[str, Any]) -> dict[str, float]:
-    """CPU seconds used so far by each group's live processes: ``NAME`` user + system,
-    ``NAME_sys`` system alone."""
-    out: dict[str, float] = {}
-    for name, pids in groups.items():
-        user = system = 0
-        for pid in pids():
-            st = _stat(pid)
-            if st is not None:
-                user, system = user + int(st[11]), system + int(st[12])
-        out[name] = (user + system) / _TICK
-        out[f"{name}_sys"] = system / _TICK
-    return out
-
-
-def _self_cpu() -> tuple[float, float]:
-    """This process's CPU seconds so far: (user + system, system)."""
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime, ru.ru_stime
-
-
-def _host_cpu() -> float:
-    """CPU seconds every CPU of the host spent busy (not idle or iowait) so far."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / _TICK
 
 
 def bench_wake(settings: Settings, tmp: Path, n_workers: int, plans: int,
