@@ -317,7 +317,7 @@ def main() -> None:
         if args.write_docs:
             write_docs(rows, args, paired)
         return
-    rows: list[str] = []
+    rows = []
     for backend in args.backends.split(","):
         for kind in args.runs.split(","):
             m = re.fullmatch(r"(query|http|wake)(\d*)", kind)
@@ -496,6 +496,12 @@ def _one_run(tree: Path, backend: str, run: str, args: argparse.Namespace
     return rate, float(m.group(4)), float(m.group(5)), float(m.group(6))
 
 
+def _median(values: list[float | None]) -> float | None:
+    """The median of the values measured (None: none was)."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
 def compare_against(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Interleaved pairs (REV, this tree), the order alternating from pair to pair.
     Returns this tree's median rows and the before/after table rows."""
@@ -519,18 +525,17 @@ def compare_against(args: argparse.Namespace) -> tuple[list[str], list[str]]:
                         r = _one_run(where, backend, kind, args)
                         got[side].append(r)
                         print(f"  pair {i + 1} {side:6} {backend} {kind}: {r}", flush=True)
-                med = {side: [statistics.median(x[k] for x in v if x[k] is not None)
-                              if any(x[k] is not None for x in v) else None
-                              for k in range(4)] for side, v in got.items()}
+                med = {side: [_median([x[k] for x in v]) for k in range(4)]
+                       for side, v in got.items()}
                 a = med["after"]
                 rate = f"{a[0]:.0f}" if a[0] is not None else "-"
                 rows.append(f"| {backend} | {run} | {rate} | {a[1]:.1f} | {a[2]:.1f} | "
                             f"{a[3]:.1f} |")
                 b = med["before"]
                 col = 0 if b[0] is not None else 1  # rate, or p50 for wake runs
-                ratios = [y[col] / x[col] for x, y in zip(got["before"], got["after"],
-                                                          strict=True)
-                          if x[col] and y[col]]
+                ratios = [y / x for x, y in zip((r[col] for r in got["before"]),
+                                                (r[col] for r in got["after"]), strict=True)
+                          if x and y]
                 paired.append(
                     f"| {backend} | {before_run} -> {run} | "
                     + (f"{b[0]:.0f} -> {a[0]:.0f}" if col == 0 else "-")
