@@ -26,6 +26,7 @@ from ktstr.run.params import exec_plan
 from ktstr.vm.argv import kernel_cmdline
 from ktstr.vm.host import AccelRequest, choose_accel, find_qemu
 from ktstr.vm.process import is_alive
+from ktstr.vm.snapshot import snapshots_enabled
 
 pytestmark = pytest.mark.vm
 
@@ -34,7 +35,7 @@ KTSTR = [sys.executable, "-m", "ktstr.cli.__main__"]
 
 def _exec(command: str, topology: Topology, tmp_path: Path, *, memory_mb: int | None = None,
           init: str | None = None, work_timeout_s: float = 60,
-          boot_retries: int = 1) -> BootOutcome:
+          boot_retries: int = 1, snapshots: bool = False) -> BootOutcome:
     kernel = resolve_kernel("7.2")
     spec = image_spec()
     if init is not None:
@@ -45,7 +46,8 @@ def _exec(command: str, topology: Topology, tmp_path: Path, *, memory_mb: int | 
     return boot(kernel=kernel.image_path, image=initrd, plan=exec_plan(command),
                 cmdline=kernel_cmdline(),
                 topology=topology, accel=accel, run_dir=tmp_path, memory_mb=memory_mb,
-                work_timeout_s=work_timeout_s, expect_exec=True, boot_retries=boot_retries)
+                work_timeout_s=work_timeout_s, expect_exec=True, boot_retries=boot_retries,
+                snapshots=snapshots)
 
 
 def test_shell_exec_separates_streams_and_returns_the_status() -> None:
@@ -65,8 +67,12 @@ FIDELITY = ["tiny-1llc", "tiny-2llc", "odd-3llc", "smt-2llc", "smt-3llc", "numa2
 
 @pytest.mark.parametrize("name", FIDELITY)
 def test_topology_fidelity(name: str, tmp_path: Path) -> None:
+    """The guest sees the declared topology, on the path every caller takes: booted (and
+    saved) the first time, or with ``KTSTR_SNAPSHOTS=0``; restored after that, when the
+    topology report is checked again after the restore."""
     t = preset(name).topology
-    out = _exec("true", t, tmp_path, memory_mb=max(256, 32 * t.total_cpus))
+    out = _exec("true", t, tmp_path, memory_mb=max(256, 32 * t.total_cpus),
+                snapshots=snapshots_enabled())
     assert out.vm_outcome is VmOutcome.OK, out.detail + "\n" + out.console_tail
     assert out.seen is not None
     assert topology_diff(t, out.seen) == [], out.seen.raw
