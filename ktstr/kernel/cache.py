@@ -22,8 +22,6 @@ import enum
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -32,6 +30,7 @@ from pydantic import Field, ValidationError
 
 from ktstr import paths
 from ktstr.declare.base import Frozen
+from ktstr.image.cache import write_atomic
 from ktstr.kernel.config import ConfigFacts
 from ktstr.kernel.id import sanitize_label, version_key
 from ktstr.kernel.locking import (
@@ -146,19 +145,6 @@ def _memo_path(image: Path) -> Path:
     return image.with_name(f".{image.name}.sha256.json")
 
 
-def _write_memo(memo: Path, record: dict[str, object]) -> None:
-    """Through a temporary file of its own: threads of one process may hash at once."""
-    fd, tmp = tempfile.mkstemp(prefix=f"{memo.name}.", suffix=".tmp", dir=memo.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, memo)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def image_digest(path: Path) -> str:
     """``sha256_file`` of a kernel image, computed again only when the file changed: by
     this process (``_DIGESTS``) or by any earlier one (the memo beside the image). Every
@@ -180,7 +166,9 @@ def image_digest(path: Path) -> str:
     if known is None:
         known = sha256_file(path)
         try:  # the cache may be read-only to this user: then every process hashes
-            _write_memo(memo, {"identity": ident, "sha256": known})
+            # a temporary file of its own per write: threads of one process may hash at once
+            write_atomic(memo, json.dumps({"identity": ident, "sha256": known}).encode(),
+                         durable=False)
         except OSError as exc:
             log.debug("image digest not remembered beside %s: %s", path, exc)
     _DIGESTS[key] = known
